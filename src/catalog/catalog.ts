@@ -1,0 +1,143 @@
+/**
+ * The aggregated catalog: what every target advertises, merged into the names agents see,
+ * with the routes back to the owning target. Rebuilt whenever discovery or config changes,
+ * never per call; list requests read its precomputed arrays.
+ */
+import type { GatehouseConfig } from '../config/schema.ts';
+import type { JsonObject } from '../protocol/jsonrpc.ts';
+import { exposedName, selectorMatches } from '../protocol/tool-names.ts';
+import { compileUriTemplate } from '../protocol/uri-template.ts';
+
+/** What discovery found on one target. */
+export interface TargetListing {
+  target: string;
+  tools: readonly JsonObject[];
+  prompts: readonly JsonObject[];
+  resources: readonly JsonObject[];
+  templates: readonly JsonObject[];
+}
+
+/** A tool or prompt as agents see it, with its route. */
+export interface ExposedEntry {
+  readonly exposedName: string;
+  readonly target: string;
+  readonly upstreamName: string;
+  /** The definition with `name` rewritten to the exposed name; everything else untouched. */
+  readonly definition: JsonObject;
+}
+
+export interface TemplateRoute {
+  readonly target: string;
+  readonly definition: JsonObject;
+  readonly matches: (uri: string) => boolean;
+}
+
+/** One endpoint's view: all of it for `/mcp`, a selection for `/mcp/<toolset>`. */
+export interface CatalogView {
+  readonly tools: readonly ExposedEntry[];
+  readonly toolByName: ReadonlyMap<string, ExposedEntry>;
+  readonly prompts: readonly ExposedEntry[];
+  readonly promptByName: ReadonlyMap<string, ExposedEntry>;
+  readonly resources: readonly JsonObject[];
+  readonly resourceOwner: ReadonlyMap<string, string>;
+  readonly templates: readonly TemplateRoute[];
+  /** Targets that contribute anything to this view, in catalog order. */
+  readonly targets: readonly string[];
+}
+
+export interface Catalog {
+  readonly all: CatalogView;
+  readonly toolsets: ReadonlyMap<string, CatalogView>;
+  /** Bumped on every rebuild; list cursors carry it so a stale cursor is detected. */
+  readonly revision: number;
+}
+
+function expose(listings: readonly TargetListing[], pick: (l: TargetListing) => readonly JsonObject[], config: GatehouseConfig): ExposedEntry[] {
+  const { prefix, separator } = config.aggregation;
+  const owners = new Map<string, number>();
+  for (const listing of listings) {
+    const seen = new Set<string>();
+    for (const def of pick(listing)) {
+      const name = def['name'];
+      if (typeof name !== 'string' || seen.has(name)) continue;
+      seen.add(name);
+      owners.set(name, (owners.get(name) ?? 0) + 1);
+    }
+  }
+  const out: ExposedEntry[] = [];
+  const taken = new Set<string>();
+  for (const listing of listings) {
+    for (const def of pick(listing)) {
+      const name = def['name'];
+      if (typeof name !== 'string') continue;
+      const exposed = exposedName(listing.target, name, (owners.get(name) ?? 0) > 1, prefix, separator);
+      // With prefixing off, the first target (in catalog order) wins a collision.
+      if (taken.has(exposed)) continue;
+      taken.add(exposed);
+      out.push({ exposedName: exposed, target: listing.target, upstreamName: name, definition: exposed === name ? def : { ...def, name: exposed } });
+    }
+  }
+  return out;
+}
+
+function buildView(listings: readonly TargetListing[], tools: ExposedEntry[], prompts: ExposedEntry[]): CatalogView {
+  const resources: JsonObject[] = [];
+  const resourceOwner = new Map<string, string>();
+  const templates: TemplateRoute[] = [];
+  for (const listing of listings) {
+    for (const res of listing.resources) {
+      const uri = res['uri'];
+      if (typeof uri !== 'string' || resourceOwner.has(uri)) continue;
+      resourceOwner.set(uri, listing.target);
+      resources.push(res);
+    }
+    for (const tpl of listing.templates) {
+      const uriTemplate = tpl['uriTemplate'];
+      const matches = typeof uriTemplate === 'string' ? compileUriTemplate(uriTemplate) : undefined;
+      if (matches) templates.push({ target: listing.target, definition: tpl, matches });
+    }
+  }
+  const contributing = new Set<string>();
+  for (const e of tools) contributing.add(e.target);
+  for (const e of prompts) contributing.add(e.target);
+  for (const t of resourceOwner.values()) contributing.add(t);
+  for (const t of templates) contributing.add(t.target);
+  return {
+    tools,
+    toolByName: new Map(tools.map((e) => [e.exposedName, e])),
+    prompts,
+    promptByName: new Map(prompts.map((e) => [e.exposedName, e])),
+    resources,
+    resourceOwner,
+    templates,
+    targets: listings.map((l) => l.target).filter((t) => contributing.has(t)),
+  };
+}
+
+let revisionCounter = 0;
+
+/** Build the catalog from discovery listings (in target order) and the config. */
+export function buildCatalog(listings: readonly TargetListing[], config: GatehouseConfig): Catalog {
+  const tools = expose(listings, (l) => l.tools, config);
+  const prompts = expose(listings, (l) => l.prompts, config);
+  const all = buildView(listings, tools, prompts);
+  const toolsets = new Map<string, CatalogView>();
+  for (const [name, toolset] of Object.entries(config.toolsets)) {
+    const selected = tools.filter((e) => toolset.tools.some((s) => selectorMatches(s, e.target, e.upstreamName, e.exposedName)));
+    const targets = new Set(selected.map((e) => e.target));
+    // A toolset is a virtual server over its selected tools; prompts and resources of the
+    // targets it draws tools from come along, so a tool's companion resources still resolve.
+    const scoped = listings.filter((l) => targets.has(l.target));
+    toolsets.set(name, buildView(scoped, selected, prompts.filter((e) => targets.has(e.target))));
+  }
+  return { all, toolsets, revision: ++revisionCounter };
+}
+
+/** The target that owns a resource URI in a view: an exact resource first, then a template. */
+export function resourceTarget(view: CatalogView, uri: string): string | undefined {
+  const exact = view.resourceOwner.get(uri);
+  if (exact !== undefined) return exact;
+  for (const route of view.templates) if (route.matches(uri)) return route.target;
+  // A single resource-serving target owns every URI: servers may serve URIs they do not list.
+  return view.targets.length === 1 ? view.targets[0] : undefined;
+}

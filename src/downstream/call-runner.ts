@@ -1,0 +1,150 @@
+/**
+ * Running downstream messages through the gateway, the same for every downstream transport:
+ * requests go through the current snapshot's pipeline; `notifications/cancelled` aborts the
+ * call it names; an agent's responses complete the server→client requests the gateway sent.
+ * Each message ends as exactly one call record.
+ */
+import type { Clock } from '../clock.ts';
+import type { Snapshot } from '../config/snapshot.ts';
+import { GatehouseError } from '../protocol/errors.ts';
+import type { JsonObject, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from '../protocol/jsonrpc.ts';
+import type { CallContext, CallSink } from '../pipeline/call-context.ts';
+import { createCallRecord, type CallRecord, type CallRecordListener } from '../telemetry/call-record.ts';
+import type { DownstreamSession } from './session.ts';
+
+/** Where the messages of one call go: the POST stream, the legacy SSE stream, stdout. */
+export interface CallChannel {
+  /** Write a notification or server→client request related to the call. */
+  write(message: JsonRpcMessage): boolean;
+}
+
+/** Which client capability a server→client request needs (2025-11-25 client features). */
+const REQUIRED_CAPABILITY: Readonly<Record<string, string>> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
+
+export interface CallRunnerDeps {
+  snapshot(): Snapshot;
+  clock: Clock;
+  emit: CallRecordListener;
+}
+
+export interface RunOptions {
+  bytesIn: number;
+  transport: string;
+}
+
+export class CallRunner {
+  private readonly deps: CallRunnerDeps;
+
+  constructor(deps: CallRunnerDeps) {
+    this.deps = deps;
+  }
+
+  /**
+   * Run one request. Resolves with the response to send, or undefined when the agent
+   * cancelled it (the cancelled request gets no response, 2025-11-25 cancellation).
+   * `finish` must be called with the bytes written once the response is out.
+   */
+  async run(session: DownstreamSession, request: JsonRpcRequest, channel: CallChannel, options: RunOptions): Promise<{ response: JsonRpcResponse | undefined; record: CallRecord }> {
+    const snapshot = this.deps.snapshot();
+    const record = createCallRecord(request.method, request.id, this.deps.clock.now(), options.transport);
+    record.sessionId = session.id;
+    record.protocolVersion = session.protocolVersion;
+    record.toolset = session.toolset;
+    record.bytesIn = options.bytesIn;
+    const started = this.deps.clock.monotonic();
+    const controller = new AbortController();
+    // A duplicate in-flight id would make cancellation ambiguous; the newer call wins the slot.
+    session.inFlight.set(request.id, controller);
+    const ctx: CallContext = {
+      request,
+      session,
+      snapshot,
+      record,
+      signal: controller.signal,
+      sink: this.sinkFor(session, channel),
+      clock: this.deps.clock,
+    };
+    try {
+      const response = await snapshot.pipeline.run(ctx);
+      record.latencyMs = this.deps.clock.monotonic() - started;
+      if (controller.signal.aborted) {
+        record.outcome = 'cancelled';
+        return { response: undefined, record };
+      }
+      return { response, record };
+    } finally {
+      if (session.inFlight.get(request.id) === controller) session.inFlight.delete(request.id);
+    }
+  }
+
+  /** Emit the record once the response (if any) has been written. */
+  finish(record: CallRecord, bytesOut: number): void {
+    record.bytesOut = bytesOut;
+    this.deps.emit(record);
+  }
+
+  /** A notification from the agent. */
+  notification(session: DownstreamSession, message: JsonRpcNotification, options: RunOptions): void {
+    const record = createCallRecord(message.method, undefined, this.deps.clock.now(), options.transport);
+    record.sessionId = session.id;
+    record.bytesIn = options.bytesIn;
+    record.outcome = 'accepted';
+    if (message.method === 'notifications/cancelled') {
+      const id = message.params?.['requestId'];
+      const controller = typeof id === 'string' || typeof id === 'number' ? session.inFlight.get(id) : undefined;
+      controller?.abort(new GatehouseError('REQUEST_CANCELLED', 'cancelled by the agent'));
+    }
+    // notifications/initialized and roots/list_changed need nothing from a shared upstream:
+    // roots are asked for per call, through the call's own sink.
+    this.deps.emit(record);
+  }
+
+  /** An agent's answer to a server→client request the gateway sent it. */
+  response(session: DownstreamSession, message: JsonRpcResponse): void {
+    if (typeof message.id !== 'string') return;
+    const resolve = session.awaitingAgent.get(message.id);
+    if (resolve === undefined) return;
+    session.awaitingAgent.delete(message.id);
+    resolve(message);
+  }
+
+  private sinkFor(session: DownstreamSession, channel: CallChannel): CallSink {
+    return {
+      notify(message) {
+        if (message.method === 'notifications/message' && !session.wantsLog(message.params?.['level'])) return;
+        channel.write(message);
+      },
+      request(method: string, params: JsonObject | undefined, signal: AbortSignal) {
+        const capability = REQUIRED_CAPABILITY[method];
+        if (session.era === 'modern') {
+          return Promise.reject(new GatehouseError('MISSING_CLIENT_CAPABILITY', `${method} cannot be relayed to a ${session.protocolVersion} agent as a server request`));
+        }
+        if (capability !== undefined && !session.hasCapability(capability)) {
+          return Promise.reject(new GatehouseError('MISSING_CLIENT_CAPABILITY', `the agent did not declare the ${capability} capability`, { data: { requiredCapabilities: [capability] } }));
+        }
+        const id = session.nextAgentRequestId();
+        return new Promise<JsonRpcResponse>((resolve, reject) => {
+          const onAbort = (): void => {
+            session.awaitingAgent.delete(id);
+            reject(new GatehouseError('REQUEST_CANCELLED', `${method} abandoned`));
+          };
+          signal.addEventListener('abort', onAbort, { once: true });
+          session.awaitingAgent.set(id, (response) => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(response);
+          });
+          const message: JsonRpcRequest = params === undefined ? { jsonrpc: '2.0', id, method } : { jsonrpc: '2.0', id, method, params };
+          if (!channel.write(message)) {
+            session.awaitingAgent.delete(id);
+            signal.removeEventListener('abort', onAbort);
+            reject(new GatehouseError('UPSTREAM_UNAVAILABLE', 'the agent stream is closed'));
+          }
+        });
+      },
+    };
+  }
+}

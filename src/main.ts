@@ -1,0 +1,114 @@
+/**
+ * Composition root and CLI: `gatehouse start|validate|connect`. Nothing runs at import time
+ * except argument parsing when this file is the entry point.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { loadConfigFile, ConfigError } from './config/load.ts';
+import { watchConfigFile } from './config/watch.ts';
+import { systemClock } from './clock.ts';
+import { Gateway } from './gateway.ts';
+import { createLogger } from './telemetry/log.ts';
+import { startStdioBridge } from './downstream/stdio-bridge.ts';
+import { GATEWAY_VERSION } from './version.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The embedded default: two real MCP servers from npm over stdio. */
+export const DEFAULT_CONFIG = path.resolve(here, '../examples/default.yaml');
+
+function envFor(file: string): { configDir: string; port: string | undefined } {
+  return { configDir: path.dirname(path.resolve(file)), port: process.env['GATEHOUSE_PORT'] };
+}
+
+async function start(file: string): Promise<void> {
+  const config = await loadConfigFile(file, envFor(file));
+  const logger = createLogger(config.logging.level);
+  const gateway = new Gateway({ config, logger });
+  await gateway.start();
+  const url = gateway.url;
+  const ready = gateway.targets();
+  process.stderr.write(
+    [
+      `Gatehouse ${GATEWAY_VERSION} is serving ${ready.length} target(s) from ${file}`,
+      ...ready.map((t) => `  - ${t.name} (${t.transport}): ${t.state}${t.lastError ? ` — ${t.lastError}` : ''}, ${t.tools} tools`),
+      '',
+      `MCP endpoint (Streamable HTTP, 2026-07-28 and 2025-era): ${url}`,
+      ...(config.listener.legacySse ? [`Legacy HTTP+SSE endpoint (2024-11-05):              ${url.replace(/\/mcp$/, '')}/sse`] : []),
+      ...Object.keys(config.toolsets).map((t) => `Toolset ${t}: ${url}/${t}`),
+      '',
+      'Connect a client:',
+      `  - Streamable HTTP clients: point them at ${url}`,
+      `  - stdio-only clients:      npx gatehouse connect ${url}`,
+      `  - MCP Inspector:           npx @modelcontextprotocol/inspector --cli ${url} --method tools/list`,
+      '',
+    ].join('\n'),
+  );
+  const stopWatching = watchConfigFile(file, systemClock, () => {
+    loadConfigFile(file, envFor(file))
+      .then(async (next) => {
+        await gateway.reload(next);
+        logger.info({ kind: 'config', version: gateway.snapshot.version }, 'configuration reloaded');
+      })
+      .catch((err: unknown) => {
+        // A bad edit never replaces the running config: the last good snapshot stays.
+        const issues = err instanceof ConfigError ? err.issues : [{ path: '', reason: (err as Error).message }];
+        logger.error({ kind: 'config', file, issues }, 'configuration refused; keeping the last good one');
+      });
+  });
+  const shutdown = (signal: string): void => {
+    logger.info({ kind: 'lifecycle', signal }, 'shutting down');
+    stopWatching();
+    void gateway.stop().then(() => process.exit(0));
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+export function buildCli(): Command {
+  const program = new Command('gatehouse').description('An MCP gateway').version(GATEWAY_VERSION);
+  program
+    .command('start')
+    .description('run the gateway')
+    .option('-c, --config <file>', 'configuration file (YAML)', DEFAULT_CONFIG)
+    .action(async (opts: { config: string }) => start(opts.config));
+  program
+    .command('validate')
+    .description('check a configuration file and print what it normalizes to')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--quiet', 'print nothing on success')
+    .action(async (opts: { config: string; quiet?: boolean }) => {
+      const config = await loadConfigFile(opts.config, envFor(opts.config));
+      if (!opts.quiet) process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+      process.stderr.write(`${opts.config}: valid (${Object.keys(config.targets).length} targets)\n`);
+    });
+  program
+    .command('connect')
+    .description('serve MCP on stdio and relay it to a remote gateway (for stdio-only clients)')
+    .argument('<url>', 'the gateway MCP endpoint, e.g. http://127.0.0.1:8080/mcp')
+    .option('-H, --header <header...>', 'extra HTTP header, "Name: value"')
+    .action(async (url: string, opts: { header?: string[] }) => {
+      const headers: Record<string, string> = {};
+      for (const h of opts.header ?? []) {
+        const i = h.indexOf(':');
+        if (i > 0) headers[h.slice(0, i).trim()] = h.slice(i + 1).trim();
+      }
+      const bridge = await startStdioBridge({ url, headers });
+      await bridge.closed;
+      process.exit(0);
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (err) {
+    process.stderr.write(`${err instanceof ConfigError ? err.message : `gatehouse: ${(err as Error).message}`}\n`);
+    process.exit(1);
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  void main(process.argv);
+}

@@ -1,0 +1,34 @@
+/**
+ * What a stage sees of one call. Built by the downstream layer per request; read-only except
+ * for the call record, which stages fill with facts.
+ */
+import type { Clock } from '../clock.ts';
+import type { JsonObject, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from '../protocol/jsonrpc.ts';
+import type { CallRecord } from '../telemetry/call-record.ts';
+import type { DownstreamSession } from '../downstream/session.ts';
+import type { Snapshot } from '../config/snapshot.ts';
+
+/**
+ * The downstream side of one call: messages the upstream sends while handling it travel
+ * through here to the agent that made the call, and to no other.
+ */
+export interface CallSink {
+  /** A notification related to this call (progress, log message). */
+  notify(message: JsonRpcNotification): void;
+  /**
+   * A server→client request (sampling, elicitation, roots, ping) raised while handling this
+   * call. Resolves with the agent's response, id as the agent sent it.
+   */
+  request(method: string, params: JsonObject | undefined, signal: AbortSignal): Promise<JsonRpcResponse>;
+}
+
+export interface CallContext {
+  readonly request: JsonRpcRequest;
+  readonly session: DownstreamSession;
+  readonly snapshot: Snapshot;
+  readonly record: CallRecord;
+  /** Aborted when the agent cancels the call or its stream closes. */
+  readonly signal: AbortSignal;
+  readonly sink: CallSink;
+  readonly clock: Clock;
+}

@@ -1,0 +1,101 @@
+/**
+ * The one error model: a single error class with string codes, and one table that maps each
+ * code to its JSON-RPC code, HTTP status and what an agent is told. `docs/errors.md` documents
+ * every row; a test fails when a code is missing there.
+ */
+import { randomUUID } from 'node:crypto';
+
+interface ErrorSpec {
+  /** JSON-RPC error code sent in per-call failures. */
+  rpc: number;
+  /** HTTP status when the failure answers at the HTTP level (or for the POST that carried it). */
+  http: number;
+  /** Whether the failure is answered as bare HTTP rather than as a JSON-RPC error. */
+  httpLevel: boolean;
+  /** Stable `data.type` string agents can switch on. */
+  type: string;
+  /** Whether the detailed message may be shown to the agent; otherwise a fixed text is. */
+  exposeMessage: boolean;
+  /** Fixed public text when the message is not exposed. */
+  publicMessage: string;
+}
+
+export const ERROR_TABLE = {
+  PARSE_ERROR: { rpc: -32700, http: 400, httpLevel: false, type: 'parse_error', exposeMessage: true, publicMessage: 'Parse error' },
+  INVALID_REQUEST: { rpc: -32600, http: 400, httpLevel: false, type: 'invalid_request', exposeMessage: true, publicMessage: 'Invalid request' },
+  BATCH_NOT_SUPPORTED: { rpc: -32600, http: 400, httpLevel: false, type: 'batch_not_supported', exposeMessage: true, publicMessage: 'JSON-RPC batches are not supported by this protocol version' },
+  METHOD_NOT_FOUND: { rpc: -32601, http: 404, httpLevel: false, type: 'method_not_found', exposeMessage: true, publicMessage: 'Method not found' },
+  INVALID_PARAMS: { rpc: -32602, http: 400, httpLevel: false, type: 'invalid_params', exposeMessage: true, publicMessage: 'Invalid params' },
+  ARGUMENTS_TOO_DEEP: { rpc: -32600, http: 400, httpLevel: false, type: 'arguments_too_deep', exposeMessage: true, publicMessage: 'Message nesting too deep' },
+  TOOL_NOT_FOUND: { rpc: -32602, http: 200, httpLevel: false, type: 'tool_not_found', exposeMessage: true, publicMessage: 'Unknown tool' },
+  PROMPT_NOT_FOUND: { rpc: -32602, http: 200, httpLevel: false, type: 'prompt_not_found', exposeMessage: true, publicMessage: 'Unknown prompt' },
+  RESOURCE_NOT_FOUND: { rpc: -32002, http: 200, httpLevel: false, type: 'resource_not_found', exposeMessage: true, publicMessage: 'Resource not found' },
+  HEADER_MISMATCH: { rpc: -32020, http: 400, httpLevel: false, type: 'header_mismatch', exposeMessage: true, publicMessage: 'Header mismatch' },
+  MISSING_CLIENT_CAPABILITY: { rpc: -32021, http: 400, httpLevel: false, type: 'missing_client_capability', exposeMessage: true, publicMessage: 'Missing required client capability' },
+  UNSUPPORTED_PROTOCOL_VERSION: { rpc: -32022, http: 400, httpLevel: false, type: 'unsupported_protocol_version', exposeMessage: true, publicMessage: 'Unsupported protocol version' },
+  INVALID_INPUT_RESPONSE: { rpc: -32602, http: 400, httpLevel: false, type: 'invalid_input_response', exposeMessage: true, publicMessage: 'The requestState is unknown, expired or belongs to another request' },
+  SESSION_REQUIRED: { rpc: -32600, http: 400, httpLevel: true, type: 'session_required', exposeMessage: true, publicMessage: 'Mcp-Session-Id header is required' },
+  SESSION_NOT_FOUND: { rpc: -32001, http: 404, httpLevel: true, type: 'session_not_found', exposeMessage: true, publicMessage: 'Session not found' },
+  BODY_TOO_LARGE: { rpc: -32600, http: 413, httpLevel: true, type: 'body_too_large', exposeMessage: true, publicMessage: 'Request body too large' },
+  UNSUPPORTED_MEDIA_TYPE: { rpc: -32600, http: 415, httpLevel: true, type: 'unsupported_media_type', exposeMessage: true, publicMessage: 'Content-Type must be application/json' },
+  NOT_ACCEPTABLE: { rpc: -32600, http: 406, httpLevel: true, type: 'not_acceptable', exposeMessage: true, publicMessage: 'Accept must list application/json and text/event-stream' },
+  FORBIDDEN_ORIGIN: { rpc: -32600, http: 403, httpLevel: true, type: 'forbidden_origin', exposeMessage: true, publicMessage: 'Origin or Host not allowed' },
+  METHOD_NOT_ALLOWED: { rpc: -32600, http: 405, httpLevel: true, type: 'method_not_allowed', exposeMessage: true, publicMessage: 'HTTP method not allowed' },
+  NOT_FOUND: { rpc: -32600, http: 404, httpLevel: true, type: 'not_found', exposeMessage: true, publicMessage: 'Not found' },
+  UPSTREAM_UNAVAILABLE: { rpc: -32603, http: 502, httpLevel: false, type: 'upstream_unavailable', exposeMessage: true, publicMessage: 'Upstream server unavailable' },
+  UPSTREAM_TIMEOUT: { rpc: -32603, http: 504, httpLevel: false, type: 'upstream_timeout', exposeMessage: true, publicMessage: 'Upstream server timed out' },
+  UPSTREAM_PROTOCOL_ERROR: { rpc: -32603, http: 502, httpLevel: false, type: 'upstream_protocol_error', exposeMessage: true, publicMessage: 'Upstream server sent an invalid message' },
+  REQUEST_CANCELLED: { rpc: -32800, http: 200, httpLevel: false, type: 'request_cancelled', exposeMessage: true, publicMessage: 'Request cancelled' },
+  SHUTTING_DOWN: { rpc: -32603, http: 503, httpLevel: false, type: 'shutting_down', exposeMessage: true, publicMessage: 'Gateway is shutting down' },
+  CONFIG_INVALID: { rpc: -32603, http: 500, httpLevel: false, type: 'config_invalid', exposeMessage: true, publicMessage: 'Configuration is invalid' },
+  INTERNAL: { rpc: -32603, http: 500, httpLevel: false, type: 'internal', exposeMessage: false, publicMessage: 'Internal gateway error' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_TABLE;
+
+export interface ErrorDetails {
+  /** JSON-RPC id to echo, when the failing message had one. */
+  id?: string | number | null;
+  /** Extra public fields merged into `error.data` (versions involved, supported list). */
+  data?: Record<string, unknown>;
+  /** Extra HTTP headers (Allow on 405). */
+  headers?: Record<string, string>;
+  cause?: unknown;
+}
+
+/** The gateway's single error class. */
+export class GatehouseError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+  /** Correlation id, set for INTERNAL so operators can find the logged cause. */
+  readonly correlationId: string | undefined;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'GatehouseError';
+    this.code = code;
+    this.details = details;
+    this.correlationId = code === 'INTERNAL' ? randomUUID() : undefined;
+  }
+
+  get spec(): ErrorSpec {
+    return ERROR_TABLE[this.code];
+  }
+
+  /** The JSON-RPC error object an agent sees. Never carries a stack or a cause. */
+  toRpcError(): { code: number; message: string; data: Record<string, unknown> } {
+    const spec = this.spec;
+    const data: Record<string, unknown> = { type: spec.type, ...this.details.data };
+    if (this.correlationId) data['correlationId'] = this.correlationId;
+    return { code: spec.rpc, message: spec.exposeMessage ? this.message : spec.publicMessage, data };
+  }
+}
+
+/**
+ * Map anything thrown to a GatehouseError. A broad catch lands here: unknown failures become
+ * INTERNAL with a correlation id, never a client-fault code, and their text is not exposed.
+ */
+export function toGatehouseError(err: unknown): GatehouseError {
+  if (err instanceof GatehouseError) return err;
+  return new GatehouseError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+}

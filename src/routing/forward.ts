@@ -1,0 +1,57 @@
+/**
+ * Forwarding one call to its target: the per-attempt step (deadline, cancellation) around
+ * `UpstreamConnection.request`, and the rewrite of the upstream's answer to the agent's id.
+ * An upstream JSON-RPC error passes through unchanged except for the id.
+ */
+import { GatehouseError } from '../protocol/errors.ts';
+import type { JsonObject, JsonRpcResponse } from '../protocol/jsonrpc.ts';
+import type { CallContext } from '../pipeline/call-context.ts';
+import type { UpstreamRegistry } from '../upstream/registry.ts';
+import { stripModernMeta } from '../protocol/eras.ts';
+import { metaOf } from '../protocol/jsonrpc.ts';
+
+export interface ForwardDeps {
+  registry: UpstreamRegistry;
+  /** Per-target deadline for one attempt. */
+  timeoutMs(target: string): number;
+}
+
+/** Forward `method` with `params` to `target` on behalf of the call in `ctx`. */
+export async function forward(ctx: CallContext, deps: ForwardDeps, target: string, method: string, params: JsonObject | undefined): Promise<JsonRpcResponse> {
+  const connection = await deps.registry.connectionFor(target, ctx.session);
+  ctx.record.target = target;
+  ctx.record.upstreamTransport = connection.transportKind;
+  let outbound = params;
+  // A legacy upstream negotiated its version once; the modern per-request keys would
+  // contradict that session, so they stay at the gateway.
+  if (connection.facts?.era === 'legacy') {
+    const meta = metaOf(params);
+    if (meta !== undefined) {
+      const stripped = stripModernMeta(meta);
+      if (stripped === undefined) {
+        const { _meta: _drop, ...rest } = params!;
+        outbound = rest;
+      } else if (Object.keys(stripped).length !== Object.keys(meta).length) {
+        outbound = { ...params, _meta: stripped };
+      }
+    }
+  }
+  const timeoutMs = deps.timeoutMs(target);
+  const attempt = new AbortController();
+  const onCallAbort = (): void => attempt.abort(ctx.signal.reason);
+  if (ctx.signal.aborted) throw new GatehouseError('REQUEST_CANCELLED', 'request cancelled');
+  ctx.signal.addEventListener('abort', onCallAbort, { once: true });
+  const timer = ctx.clock.setTimeout(
+    () => attempt.abort(new GatehouseError('UPSTREAM_TIMEOUT', `${target} did not answer ${method} within ${timeoutMs} ms`, { data: { target, timeoutMs } })),
+    timeoutMs,
+  );
+  try {
+    const response = await connection.request({ method, params: outbound, sink: ctx.sink, signal: attempt.signal });
+    return 'result' in response
+      ? { jsonrpc: '2.0', id: ctx.request.id, result: response.result }
+      : { jsonrpc: '2.0', id: ctx.request.id, error: response.error };
+  } finally {
+    ctx.clock.clearTimeout(timer);
+    ctx.signal.removeEventListener('abort', onCallAbort);
+  }
+}

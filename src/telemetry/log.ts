@@ -1,0 +1,41 @@
+/**
+ * Structured JSON logs (pino). The call-record subscriber writes exactly one line per
+ * downstream message; other lines are gateway and target events.
+ */
+import { pino, type Logger, type DestinationStream } from 'pino';
+import type { CallRecord } from './call-record.ts';
+
+export type GatewayLogger = Logger;
+
+export function createLogger(level: string, destination?: DestinationStream): GatewayLogger {
+  return pino({ level, base: { service: 'gatehouse' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+}
+
+/** The per-message log line: the call record's facts, flat, under stable names. */
+export function callLogLine(logger: GatewayLogger): (record: Readonly<CallRecord>) => void {
+  return (r) => {
+    const failed = r.outcome === 'error' || r.outcome === 'upstream_error';
+    logger[failed ? 'warn' : 'info'](
+      {
+        kind: 'call',
+        request_id: r.requestId,
+        rpc_id: r.downstreamId,
+        session: r.sessionId,
+        method: r.method,
+        name: r.name,
+        target: r.target,
+        toolset: r.toolset,
+        transport: r.downstreamTransport,
+        upstream_transport: r.upstreamTransport,
+        protocol_version: r.protocolVersion,
+        bytes_in: r.bytesIn,
+        bytes_out: r.bytesOut,
+        latency_ms: Math.round(r.latencyMs * 1000) / 1000,
+        outcome: r.outcome,
+        error_type: r.errorType,
+        correlation_id: r.correlationId,
+      },
+      r.method,
+    );
+  };
+}

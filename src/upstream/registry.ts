@@ -1,0 +1,257 @@
+/**
+ * The fleet of upstream connections: one shared connection per target (plus per-session ones
+ * where a target asks for them), discovery of what each advertises, and health. Config
+ * changes are applied as a diff: untouched targets keep their connection.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { Clock } from '../clock.ts';
+import type { GatehouseConfig, TargetConfig } from '../config/schema.ts';
+import type { TargetListing } from '../catalog/catalog.ts';
+import { GatehouseError } from '../protocol/errors.ts';
+import type { JsonObject, JsonRpcNotification } from '../protocol/jsonrpc.ts';
+import type { DownstreamSession } from '../downstream/session.ts';
+import { UpstreamConnection, type ConnectionState, type ServerFacts } from './connection.ts';
+import { createTransport } from './transports.ts';
+import { listAll } from './discovery.ts';
+
+export interface TargetHealth {
+  name: string;
+  transport: TargetConfig['transport'];
+  state: ConnectionState | 'disabled' | 'failed';
+  era: ServerFacts['era'] | undefined;
+  protocolVersion: string | undefined;
+  serverInfo: JsonObject | undefined;
+  lastError: string | undefined;
+  restarts: number;
+  skippedLines: number;
+  inFlight: number;
+  tools: number;
+  prompts: number;
+  resources: number;
+  templates: number;
+}
+
+export interface RegistryEvents {
+  /** Discovery results changed: rebuild the catalog. `kinds` says which lists changed. */
+  onListingsChanged(kinds: ReadonlySet<'tools' | 'prompts' | 'resources'>): void;
+  /** A target sent `notifications/resources/updated`. */
+  onResourceUpdated(target: string, params: JsonObject): void;
+  /** A log line about a target (stderr, skipped output, state changes). */
+  onTargetLog(target: string, level: 'info' | 'warn', message: string, fields?: JsonObject): void;
+}
+
+interface TargetEntry {
+  config: TargetConfig;
+  connection: UpstreamConnection | undefined;
+  listing: TargetListing;
+  lastError: string | undefined;
+  failed: boolean;
+  /** Discovery generation: a slow, stale discovery must not overwrite a newer one. */
+  generation: number;
+}
+
+export class UpstreamRegistry {
+  private readonly targets = new Map<string, TargetEntry>();
+  private readonly perSession = new Map<string, Map<string, Promise<UpstreamConnection>>>();
+  private readonly clock: Clock;
+  private readonly events: RegistryEvents;
+  private closed = false;
+
+  constructor(clock: Clock, events: RegistryEvents) {
+    this.clock = clock;
+    this.events = events;
+  }
+
+  /** Apply a new config: start added targets, restart changed ones, stop removed ones. */
+  async apply(config: GatehouseConfig): Promise<void> {
+    const stops: Promise<void>[] = [];
+    for (const [name, entry] of this.targets) {
+      const next = config.targets[name];
+      if (next === undefined || !isDeepStrictEqual(next, entry.config)) {
+        this.targets.delete(name);
+        if (entry.connection) stops.push(entry.connection.close());
+      }
+    }
+    const starts: Promise<void>[] = [];
+    for (const [name, target] of Object.entries(config.targets)) {
+      if (this.targets.has(name)) continue;
+      const entry: TargetEntry = { config: target, connection: undefined, listing: emptyListing(name), lastError: undefined, failed: false, generation: 0 };
+      this.targets.set(name, entry);
+      if (target.enabled) starts.push(this.startTarget(name, entry));
+    }
+    await Promise.all(stops);
+    this.events.onListingsChanged(new Set(['tools', 'prompts', 'resources']));
+    await Promise.all(starts);
+  }
+
+  /** Listings of every target, in config (name) order. */
+  listings(): TargetListing[] {
+    return [...this.targets.values()].map((e) => e.listing);
+  }
+
+  facts(target: string): ServerFacts | undefined {
+    return this.targets.get(target)?.connection?.facts;
+  }
+
+  health(): TargetHealth[] {
+    return [...this.targets.entries()].map(([name, e]) => ({
+      name,
+      transport: e.config.transport,
+      state: !e.config.enabled ? 'disabled' : e.failed ? 'failed' : (e.connection?.state ?? 'idle'),
+      era: e.connection?.facts?.era,
+      protocolVersion: e.connection?.facts?.protocolVersion,
+      serverInfo: e.connection?.facts?.serverInfo,
+      lastError: e.lastError,
+      restarts: e.connection?.stats.restarts ?? 0,
+      skippedLines: e.connection?.stats.skippedLines ?? 0,
+      inFlight: e.connection?.inFlight ?? 0,
+      tools: e.listing.tools.length,
+      prompts: e.listing.prompts.length,
+      resources: e.listing.resources.length,
+      templates: e.listing.templates.length,
+    }));
+  }
+
+  /** The connection a call from `session` to `target` uses. */
+  async connectionFor(target: string, session: DownstreamSession): Promise<UpstreamConnection> {
+    const entry = this.targets.get(target);
+    if (entry === undefined || !entry.config.enabled) throw new GatehouseError('UPSTREAM_UNAVAILABLE', `target ${target} is not available`);
+    if (entry.config.sessionMode === 'per-session' && session.era === 'legacy') return this.sessionConnection(target, entry, session);
+    if (entry.connection === undefined) throw new GatehouseError('UPSTREAM_UNAVAILABLE', `target ${target} is not connected`);
+    return entry.connection;
+  }
+
+  /** Targets whose shared connection is ready (for fan-out such as logging/setLevel). */
+  readyConnections(): UpstreamConnection[] {
+    return [...this.targets.values()].flatMap((e) => (e.connection?.state === 'ready' ? [e.connection] : []));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all: Promise<void>[] = [];
+    for (const entry of this.targets.values()) if (entry.connection) all.push(entry.connection.close());
+    for (const conns of this.perSession.values()) for (const c of conns.values()) all.push(c.then((x) => x.close(), () => undefined));
+    this.targets.clear();
+    this.perSession.clear();
+    await Promise.all(all);
+  }
+
+  private createConnection(name: string, config: TargetConfig, onNotification: (m: JsonRpcNotification) => void, onReady: (facts: ServerFacts | undefined) => void): UpstreamConnection {
+    return new UpstreamConnection({
+      target: name,
+      transport: createTransport(config, this.clock),
+      era: config.era,
+      connectTimeoutMs: config.connectTimeoutMs,
+      clock: this.clock,
+      onNotification,
+      onStateChange: (state, facts) => {
+        if (state === 'ready') onReady(facts);
+        if (state === 'reconnecting' || state === 'closed') this.events.onTargetLog(name, 'warn', `upstream ${state}`);
+      },
+      onDiagnostic: (line) => this.events.onTargetLog(name, 'info', line),
+    });
+  }
+
+  private async startTarget(name: string, entry: TargetEntry): Promise<void> {
+    const connection = this.createConnection(
+      name,
+      entry.config,
+      (message) => this.onSharedNotification(name, entry, message),
+      () => void this.discover(name, entry, new Set(['tools', 'prompts', 'resources'])),
+    );
+    entry.connection = connection;
+    try {
+      await connection.start();
+      entry.failed = false;
+      entry.lastError = undefined;
+    } catch (err) {
+      entry.failed = true;
+      entry.lastError = (err as Error).message;
+      entry.connection = undefined;
+      this.events.onTargetLog(name, 'warn', `target failed to start: ${entry.lastError}`);
+    }
+  }
+
+  private onSharedNotification(name: string, entry: TargetEntry, message: JsonRpcNotification): void {
+    switch (message.method) {
+      case 'notifications/tools/list_changed':
+        void this.discover(name, entry, new Set(['tools']));
+        return;
+      case 'notifications/prompts/list_changed':
+        void this.discover(name, entry, new Set(['prompts']));
+        return;
+      case 'notifications/resources/list_changed':
+        void this.discover(name, entry, new Set(['resources']));
+        return;
+      case 'notifications/resources/updated':
+        this.events.onResourceUpdated(name, message.params ?? {});
+        return;
+      case 'notifications/message':
+        // Not attributable to a call: it goes to the gateway's log, never to an arbitrary agent.
+        this.events.onTargetLog(name, 'info', 'upstream log message', { upstreamLog: message.params ?? {} });
+        return;
+      default:
+        return;
+    }
+  }
+
+  private async discover(name: string, entry: TargetEntry, kinds: Set<'tools' | 'prompts' | 'resources'>): Promise<void> {
+    const connection = entry.connection;
+    const facts = connection?.facts;
+    if (connection === undefined || facts === undefined || this.closed) return;
+    const generation = ++entry.generation;
+    const caps = facts.capabilities;
+    const listing = { ...entry.listing };
+    try {
+      if (kinds.has('tools')) listing.tools = caps['tools'] ? await listAll(connection, 'tools/list', 'tools') : [];
+      if (kinds.has('prompts')) listing.prompts = caps['prompts'] ? await listAll(connection, 'prompts/list', 'prompts') : [];
+      if (kinds.has('resources')) {
+        listing.resources = caps['resources'] ? await listAll(connection, 'resources/list', 'resources') : [];
+        listing.templates = caps['resources'] ? await listAll(connection, 'resources/templates/list', 'resourceTemplates') : [];
+      }
+    } catch (err) {
+      entry.lastError = `discovery failed: ${(err as Error).message}`;
+      this.events.onTargetLog(name, 'warn', entry.lastError);
+      return;
+    }
+    if (generation !== entry.generation || this.targets.get(name) !== entry) return;
+    entry.listing = listing;
+    this.events.onListingsChanged(kinds);
+  }
+
+  private sessionConnection(name: string, entry: TargetEntry, session: DownstreamSession): Promise<UpstreamConnection> {
+    let conns = this.perSession.get(session.id);
+    if (conns === undefined) {
+      conns = new Map();
+      this.perSession.set(session.id, conns);
+      session.onClose(() => {
+        const mine = this.perSession.get(session.id);
+        this.perSession.delete(session.id);
+        for (const c of mine?.values() ?? []) void c.then((x) => x.close(), () => undefined);
+      });
+    }
+    let pending = conns.get(name);
+    if (pending === undefined) {
+      const connection = this.createConnection(
+        name,
+        entry.config,
+        (message) => {
+          // A per-session connection belongs to one agent: its notifications are that agent's.
+          if (message.method === 'notifications/message' && session.wantsLog(message.params?.['level'])) session.unsolicited?.send(message);
+          else if (message.method === 'notifications/resources/updated') this.events.onResourceUpdated(name, message.params ?? {});
+        },
+        () => undefined,
+      );
+      pending = connection.start().then(() => connection);
+      pending.catch(() => conns!.delete(name));
+      conns.set(name, pending);
+    }
+    return pending;
+  }
+}
+
+function emptyListing(target: string): TargetListing {
+  return { target, tools: [], prompts: [], resources: [], templates: [] };
+}
+
+export type { JsonObject };
