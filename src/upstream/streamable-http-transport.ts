@@ -1,0 +1,504 @@
+/**
+ * Streamable HTTP upstream transport (spec 2025-03-26 … 2025-11-25 and the stateless
+ * 2026-07-28 revision). Every message is its own POST over one keep-alive undici Pool.
+ *
+ * Era is read per message: a message whose `params._meta` carries
+ * `io.modelcontextprotocol/protocolVersion` is modern (2026-07-28): it gets MCP-Protocol-Version
+ * from that field plus Mcp-Method / Mcp-Name, and never a session header. Everything else is
+ * legacy: Mcp-Session-Id once the server assigned one, MCP-Protocol-Version once the caller set
+ * it, a standalone GET stream for server-initiated messages, and resumption of broken POST
+ * streams by GET + Last-Event-ID (2025-11-25 basic/transports "Resumability and Redelivery").
+ */
+import { Pool } from 'undici';
+import { systemClock, type Clock } from '../clock.ts';
+import { GatehouseError } from '../protocol/errors.ts';
+import {
+  isErrorResponse, isNotification, isRequest, isResponse, metaOf,
+  type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest,
+} from '../protocol/jsonrpc.ts';
+import type { InboundContext, SendOptions, TransportHandlers, TransportStats, UpstreamTransport } from './transport.ts';
+import {
+  DEFAULT_RETRY_MS, MAX_BODY_BYTES, backoffMs, decodeMessages, discardBody, headerValue, linkAbort, mediaTypeOf,
+  newCursor, readBodyText, readSseBody, upstreamUnavailable, waitFor, type SseEvent,
+} from './sse-stream.ts';
+
+export interface StreamableHttpTransportOptions {
+  /** The MCP endpoint. */
+  url: string;
+  /** Extra headers on every request (for example Authorization). */
+  headers?: Record<string, string>;
+  /** Pool size: concurrent connections to the upstream. Default 16. */
+  connections?: number;
+  /** Longest wait for response headers, and longest silence inside a POST response body. Default 300 s. */
+  requestTimeoutMs?: number;
+  clock?: Clock;
+  /** Open the legacy standalone GET stream once a session exists. Default true. */
+  openStandaloneStream?: boolean;
+  /** Consecutive failed resumptions of a broken POST stream before its request fails. Default 3. */
+  maxResumeAttempts?: number;
+}
+
+const MODERN_VERSION_KEY = 'io.modelcontextprotocol/protocolVersion';
+const DEFAULT_TIMEOUT_MS = 300_000;
+const DELETE_TIMEOUT_MS = 2_000;
+/** How long a request stream may stay open after its response before we drop it (some servers never close). */
+const ANSWERED_STREAM_GRACE_MS = 2_000;
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+/** True when `value` can travel as a header value unchanged: visible ASCII and inner spaces only. */
+function isPlainHeaderValue(value: string): boolean {
+  return /^[\x20-\x7e]*$/.test(value) && !value.startsWith(' ') && !value.endsWith(' ');
+}
+
+/**
+ * Encode a value for Mcp-Name / Mcp-Param-* (2026-07-28 streamable-http "Value Encoding"):
+ * Base64 of the UTF-8 bytes inside `=?base64?…?=` when it is not plain visible ASCII, has
+ * leading or trailing whitespace, or itself looks like the sentinel.
+ */
+export function encodeHeaderValue(value: string): string {
+  const looksEncoded = value.startsWith('=?base64?') && value.endsWith('?=');
+  if (isPlainHeaderValue(value) && !looksEncoded) return value;
+  return `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
+}
+
+/** The modern-era protocol version a message carries in `_meta`, if any. */
+export function modernVersionOf(message: JsonRpcMessage): string | undefined {
+  if (!('method' in message)) return undefined;
+  const version = metaOf(message.params)?.[MODERN_VERSION_KEY];
+  return typeof version === 'string' ? version : undefined;
+}
+
+/** The value mirrored into Mcp-Name: the tool or prompt name, or the resource URI. */
+function mcpNameOf(message: JsonRpcMessage): string | undefined {
+  if (!('method' in message)) return undefined;
+  const field = message.method === 'resources/read' ? 'uri'
+    : message.method === 'tools/call' || message.method === 'prompts/get' ? 'name' : undefined;
+  const value = field === undefined ? undefined : message.params?.[field];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** A promise settled from outside; `settled` lets a late settle become a no-op. */
+interface Outcome {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+function newOutcome(): Outcome {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+  return { promise, resolve, reject };
+}
+
+class StreamableHttpTransport implements UpstreamTransport {
+  readonly kind = 'streamable-http';
+  readonly stats: TransportStats = { skippedLines: 0, restarts: 0, bytesIn: 0, bytesOut: 0 };
+
+  private readonly path: string;
+  private readonly pool: Pool;
+  private readonly baseHeaders: Record<string, string> = {};
+  private readonly clock: Clock;
+  private readonly timeoutMs: number;
+  private readonly wantsStandalone: boolean;
+  private readonly maxResumeAttempts: number;
+  /** Aborted by close(): every exchange, stream and timer hangs off it. */
+  private readonly lifetime = new AbortController();
+  private handlers: TransportHandlers | undefined;
+  private sessionId: string | undefined;
+  private protocolVersion: string | undefined;
+  private standalone: AbortController | undefined;
+  private standaloneUnsupported = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: StreamableHttpTransportOptions) {
+    const url = new URL(options.url);
+    this.path = `${url.pathname}${url.search}`;
+    this.pool = new Pool(url.origin, {
+      connections: options.connections ?? 16,
+      pipelining: 1,
+      connect: { noDelay: true },
+    });
+    for (const [name, value] of Object.entries(options.headers ?? {})) this.baseHeaders[name.toLowerCase()] = value;
+    this.clock = options.clock ?? systemClock;
+    this.timeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.wantsStandalone = options.openStandaloneStream ?? true;
+    this.maxResumeAttempts = options.maxResumeAttempts ?? 3;
+  }
+
+  private get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  async start(handlers: TransportHandlers): Promise<void> {
+    if (this.closed) throw new GatehouseError('UPSTREAM_UNAVAILABLE', 'transport is closed');
+    if (this.handlers) throw new GatehouseError('INTERNAL', 'transport already started');
+    this.handlers = handlers;
+    // HTTP has nothing to dial up front; the caller learns the link is usable after start resolves.
+    setImmediate(() => {
+      if (!this.closed) this.notify((h) => h.onConnect());
+    });
+  }
+
+  setProtocolVersion(version: string | undefined): void {
+    this.protocolVersion = version;
+  }
+
+  /**
+   * Send one message. For a request, resolves once its response was delivered through
+   * onMessage (or the server answered 202); rejects when the exchange failed first.
+   */
+  async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
+    if (this.closed) throw new GatehouseError('UPSTREAM_UNAVAILABLE', 'transport is closed');
+    if (!this.handlers) throw new GatehouseError('UPSTREAM_UNAVAILABLE', 'transport not started');
+    const exchange = new AbortController();
+    const unlink = linkAbort(exchange, [this.lifetime.signal, options.signal]);
+    const outcome = newOutcome();
+    // The exchange may outlive the outcome: a request stream is read to its end after the
+    // response resolved send(), so the connection returns to the pool cleanly.
+    this.exchange(message, exchange, outcome)
+      .then(() => outcome.resolve(), (err: unknown) => outcome.reject(this.failure(err, options.signal)))
+      .finally(unlink);
+    return outcome.promise;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const session = this.sessionId;
+    this.lifetime.abort(new GatehouseError('UPSTREAM_UNAVAILABLE', 'transport closed'));
+    try {
+      if (session !== undefined) await this.deleteSession(session);
+    } finally {
+      await this.pool.destroy().catch(() => undefined);
+    }
+  }
+
+  /** Best-effort DELETE so the server can free the session (2025-11-25 "Session Management" 5). */
+  private async deleteSession(session: string): Promise<void> {
+    const timeout = new AbortController();
+    const timer = this.clock.setTimeout(() => timeout.abort(), DELETE_TIMEOUT_MS);
+    try {
+      const res = await this.pool.request({
+        method: 'DELETE', path: this.path, headers: this.legacyHeaders(session, true), signal: timeout.signal,
+        headersTimeout: DELETE_TIMEOUT_MS, bodyTimeout: DELETE_TIMEOUT_MS,
+      });
+      await discardBody(res.body);
+    } catch (err) {
+      this.diagnostic(`session DELETE failed: ${upstreamUnavailable('DELETE', err).message}`);
+    } finally {
+      this.clock.clearTimeout(timer);
+    }
+  }
+
+  // ---- one POST exchange ----
+
+  private async exchange(message: JsonRpcMessage, exchange: AbortController, outcome: Outcome): Promise<void> {
+    const modern = modernVersionOf(message);
+    const initialize = isRequest(message) && message.method === 'initialize';
+    // A new initialize starts a new session: it must not carry the old id (2025-11-25 "Session Management" 4).
+    const session = modern === undefined && !initialize ? this.sessionId : undefined;
+    const headers = modern === undefined ? this.legacyHeaders(session, !initialize) : this.modernHeaders(message, modern);
+    headers['content-type'] = 'application/json';
+    headers['accept'] = 'application/json, text/event-stream';
+    const body = JSON.stringify(message);
+    this.stats.bytesOut += Buffer.byteLength(body);
+    const res = await this.pool.request({
+      method: 'POST', path: this.path, headers, body, signal: exchange.signal,
+      headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs,
+    });
+    const ok = res.statusCode >= 200 && res.statusCode < 300;
+    if (initialize && ok) this.adoptSession(headerValue(res.headers, 'mcp-session-id'));
+    if (!ok) return this.failedResponse(message, res.statusCode, res.body, session);
+    const type = mediaTypeOf(res.headers);
+    if (!isRequest(message) || res.statusCode === 202) {
+      await discardBody(res.body);
+      if (isNotification(message) && message.method === 'notifications/initialized') this.openStandalone();
+      return;
+    }
+    if (type === 'application/json') {
+      const text = await readBodyText(res.body, MAX_BODY_BYTES, (n) => { this.stats.bytesIn += n; });
+      for (const reply of decodeMessages(text)) this.deliver(reply, { relatedRequestId: message.id });
+      return;
+    }
+    if (type === 'text/event-stream') {
+      return this.followRequestStream(message, res.body, exchange, outcome, modern === undefined ? session : null);
+    }
+    await discardBody(res.body);
+    throw new GatehouseError('UPSTREAM_PROTOCOL_ERROR', 'upstream answered a request with an unexpected content type');
+  }
+
+  /** A non-2xx answer: session expiry, a JSON-RPC error to pass through, or a failure. */
+  private async failedResponse(
+    message: JsonRpcMessage, status: number, body: AsyncIterable<Uint8Array | string>, session: string | undefined,
+  ): Promise<void> {
+    const text = await readBodyText(body, ERROR_BODY_LIMIT, (n) => { this.stats.bytesIn += n; }).catch(() => '');
+    if (status === 404 && session !== undefined) {
+      this.expireSession(session);
+      throw new GatehouseError('UPSTREAM_UNAVAILABLE', 'upstream session expired', { data: { status } });
+    }
+    // Modern servers answer 400/404 with JSON-RPC errors (unsupported version, unknown method,
+    // header mismatch); the caller needs them verbatim, for instance to detect the era.
+    if (isRequest(message)) {
+      const reply = errorReplyIn(text, message.id);
+      if (reply) {
+        this.deliver(reply, { relatedRequestId: message.id });
+        return;
+      }
+    }
+    this.diagnostic(`upstream answered HTTP ${status} to a POST`);
+    throw new GatehouseError('UPSTREAM_UNAVAILABLE', `upstream answered HTTP ${status}`, { data: { status } });
+  }
+
+  /**
+   * Read a request's SSE stream, delivering every message with the request's id as context.
+   * If the stream breaks before the response, resume it by GET + Last-Event-ID after the
+   * server's `retry` (the MUST in 2025-11-25 "Sending Messages" 6). `session` is null for modern
+   * requests, which are never resumed (2026-07-28: "Resumable SSE streams … are not supported").
+   */
+  private async followRequestStream(
+    request: JsonRpcRequest, firstBody: AsyncIterable<Uint8Array | string>, exchange: AbortController,
+    outcome: Outcome, session: string | undefined | null,
+  ): Promise<void> {
+    const cursor = newCursor();
+    let answered = false;
+    let cancelGrace = (): void => {};
+    let body: AsyncIterable<Uint8Array | string> | undefined = firstBody;
+    let failures = 0;
+    const onEvent = (event: SseEvent): void => {
+      if (event.type !== 'message' || event.data === '') return; // priming events and other types carry no message
+      for (const message of this.decodeEvent(event.data)) {
+        if (isResponse(message) && message.id === request.id) answered = true;
+        this.deliver(message, { relatedRequestId: request.id });
+      }
+      if (answered) {
+        outcome.resolve();
+        cancelGrace();
+        const timer = this.clock.setTimeout(() => exchange.abort(), ANSWERED_STREAM_GRACE_MS);
+        cancelGrace = () => this.clock.clearTimeout(timer);
+      }
+    };
+    try {
+      for (;;) {
+        let failure: unknown;
+        const idBefore = cursor.lastEventId;
+        if (body) {
+          try {
+            await readSseBody(body, { cursor, onEvent, onBytes: (n) => { this.stats.bytesIn += n; } });
+          } catch (err) {
+            failure = err;
+          }
+        }
+        if (answered) return;
+        if (exchange.signal.aborted) throw exchange.signal.reason;
+        if (session === null || cursor.lastEventId === undefined) {
+          throw upstreamUnavailable('response stream ended before the response', failure);
+        }
+        // A stream that moved the cursor made progress; only consecutive dead ends count.
+        failures = body && cursor.lastEventId !== idBefore ? 0 : failures + 1;
+        if (failures > this.maxResumeAttempts) throw upstreamUnavailable('response stream could not be resumed', failure);
+        const delay = failures <= 1 ? cursor.retryMs ?? DEFAULT_RETRY_MS : Math.max(cursor.retryMs ?? 0, backoffMs(failures));
+        if (!(await waitFor(this.clock, delay, exchange.signal))) throw exchange.signal.reason;
+        body = await this.openGet(session, cursor.lastEventId, exchange.signal, this.timeoutMs);
+      }
+    } finally {
+      cancelGrace();
+    }
+  }
+
+  /**
+   * GET the endpoint as an event stream. Returns the body, or undefined for a failure worth
+   * retrying. Throws when retrying is pointless: 405 (no GET streams here) or session expiry.
+   */
+  private async openGet(
+    session: string | undefined, lastEventId: string | undefined, signal: AbortSignal, bodyTimeout: number,
+  ): Promise<AsyncIterable<Uint8Array | string> | undefined> {
+    const headers = this.legacyHeaders(session, true);
+    headers['accept'] = 'text/event-stream';
+    if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
+    let res;
+    try {
+      res = await this.pool.request({ method: 'GET', path: this.path, headers, signal, headersTimeout: this.timeoutMs, bodyTimeout });
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      this.diagnostic(`GET stream failed: ${upstreamUnavailable('GET', err).message}`);
+      return undefined;
+    }
+    if (res.statusCode >= 200 && res.statusCode < 300 && mediaTypeOf(res.headers) === 'text/event-stream') return res.body;
+    await discardBody(res.body);
+    if (res.statusCode === 405) throw new GatehouseError('UPSTREAM_UNAVAILABLE', 'upstream offers no GET stream', { data: { status: 405 } });
+    if (res.statusCode === 404 && session !== undefined) {
+      this.expireSession(session);
+      throw new GatehouseError('UPSTREAM_UNAVAILABLE', 'upstream session expired', { data: { status: 404 } });
+    }
+    this.diagnostic(`GET stream answered HTTP ${res.statusCode}`);
+    return undefined;
+  }
+
+  // ---- the standalone GET stream (legacy) ----
+
+  /** Open the standalone stream once the session is initialized, as the SDK client does. */
+  private openStandalone(): void {
+    const session = this.sessionId;
+    if (!this.wantsStandalone || this.standaloneUnsupported || session === undefined || this.standalone || this.closed) return;
+    const controller = new AbortController();
+    const unlink = linkAbort(controller, [this.lifetime.signal]);
+    this.standalone = controller;
+    void this.runStandalone(session, controller.signal)
+      .catch((err: unknown) => {
+        if (!controller.signal.aborted) this.diagnostic(`standalone stream stopped: ${upstreamUnavailable('GET', err).message}`);
+      })
+      .finally(() => {
+        unlink();
+        if (this.standalone === controller) this.standalone = undefined;
+      });
+  }
+
+  /** Keep the standalone stream open for this session, reconnecting with Last-Event-ID. */
+  private async runStandalone(session: string, signal: AbortSignal): Promise<void> {
+    const cursor = newCursor();
+    let failures = 0;
+    for (let first = true; !signal.aborted && this.sessionId === session; first = false) {
+      if (!first) {
+        const delay = failures === 0 ? cursor.retryMs ?? DEFAULT_RETRY_MS : Math.max(cursor.retryMs ?? 0, backoffMs(failures));
+        if (!(await waitFor(this.clock, delay, signal)) || this.sessionId !== session) return;
+        this.stats.restarts++;
+      }
+      let body;
+      try {
+        body = await this.openGet(session, cursor.lastEventId, signal, 0); // no idle limit: it may be quiet for hours
+      } catch (err) {
+        if (err instanceof GatehouseError && err.details.data?.['status'] === 405) this.standaloneUnsupported = true;
+        throw err;
+      }
+      if (!body) {
+        failures++;
+        continue;
+      }
+      let events = 0;
+      try {
+        await readSseBody(body, {
+          cursor,
+          onBytes: (n) => { this.stats.bytesIn += n; },
+          onEvent: (event) => {
+            events++;
+            if (event.type !== 'message' || event.data === '') return;
+            // No relatedRequestId: these messages belong to no request of ours (a resumed
+            // POST stream is read by its own exchange, not here).
+            for (const message of this.decodeEvent(event.data)) this.deliver(message, {});
+          },
+        });
+      } catch (err) {
+        if (signal.aborted) return;
+        this.diagnostic(`standalone stream dropped: ${upstreamUnavailable('GET', err).message}`);
+      }
+      failures = events > 0 ? 0 : failures + 1;
+    }
+  }
+
+  // ---- sessions ----
+
+  private adoptSession(id: string | undefined): void {
+    if (id === this.sessionId) return;
+    this.standalone?.abort();
+    this.sessionId = id;
+  }
+
+  /**
+   * The server answered 404 to a request carrying `session`: the session is gone and the caller
+   * must initialize again (2025-11-25 "Session Management" 4). Concurrent 404s expire it once.
+   */
+  private expireSession(session: string): void {
+    if (this.closed || this.sessionId !== session) return;
+    this.sessionId = undefined;
+    this.protocolVersion = undefined;
+    this.standalone?.abort();
+    const error = new GatehouseError('UPSTREAM_UNAVAILABLE', 'upstream session expired');
+    this.notify((h) => h.onDisconnect(error, true));
+    if (!this.closed) this.notify((h) => h.onConnect());
+  }
+
+  // ---- headers ----
+
+  private legacyHeaders(session: string | undefined, withVersion: boolean): Record<string, string> {
+    const headers = { ...this.baseHeaders };
+    if (session !== undefined) headers['mcp-session-id'] = session;
+    if (withVersion && this.protocolVersion !== undefined && isPlainHeaderValue(this.protocolVersion)) {
+      headers['mcp-protocol-version'] = this.protocolVersion;
+    }
+    return headers;
+  }
+
+  /** 2026-07-28 "Request Metadata": the body's version, method and name mirrored into headers. */
+  private modernHeaders(message: JsonRpcMessage, version: string): Record<string, string> {
+    const headers = { ...this.baseHeaders };
+    // Unrepresentable values are left out rather than mangled: the server then rejects the
+    // request with HeaderMismatch, which reaches the caller as a JSON-RPC error.
+    if (isPlainHeaderValue(version)) headers['mcp-protocol-version'] = version;
+    if ('method' in message && isPlainHeaderValue(message.method)) headers['mcp-method'] = message.method;
+    const name = mcpNameOf(message);
+    if (name !== undefined) headers['mcp-name'] = encodeHeaderValue(name);
+    return headers;
+  }
+
+  // ---- delivery ----
+
+  private decodeEvent(data: string): JsonRpcMessage[] {
+    try {
+      return decodeMessages(data);
+    } catch {
+      this.diagnostic('skipped an SSE event that is not JSON-RPC');
+      return [];
+    }
+  }
+
+  private deliver(message: JsonRpcMessage, context: InboundContext): void {
+    if (!this.closed) this.notify((h) => h.onMessage(message, context));
+  }
+
+  private diagnostic(line: string): void {
+    if (!this.closed) this.notify((h) => h.onDiagnostic?.(line));
+  }
+
+  /** Call a handler; a throwing handler must not break the stream that is reading. */
+  private notify(call: (handlers: TransportHandlers) => void): void {
+    const handlers = this.handlers;
+    if (!handlers) return;
+    try {
+      call(handlers);
+    } catch (err) {
+      try {
+        handlers.onDiagnostic?.(`transport handler threw: ${err instanceof Error ? err.message : String(err)}`);
+      } catch {
+        // Nothing left to report to.
+      }
+    }
+  }
+
+  /** Map an exchange failure to the error send() rejects with. */
+  private failure(err: unknown, callerSignal: AbortSignal | undefined): GatehouseError {
+    if (callerSignal?.aborted) return new GatehouseError('REQUEST_CANCELLED', 'request aborted by the caller', { cause: err });
+    if (this.lifetime.signal.aborted) return new GatehouseError('UPSTREAM_UNAVAILABLE', 'transport closed', { cause: err });
+    return upstreamUnavailable('upstream request failed', err);
+  }
+}
+
+/** A JSON-RPC error response for `id` inside an error body, if that is what the body is. */
+function errorReplyIn(text: string, id: JsonRpcId): JsonRpcMessage | undefined {
+  if (text === '') return undefined;
+  try {
+    const messages = decodeMessages(text);
+    const only = messages.length === 1 ? messages[0] : undefined;
+    return only && isErrorResponse(only) && only.id === id ? only : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Create a Streamable HTTP transport for one upstream MCP endpoint. */
+export function createStreamableHttpTransport(options: StreamableHttpTransportOptions): UpstreamTransport {
+  return new StreamableHttpTransport(options);
+}
