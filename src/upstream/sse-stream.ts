@@ -129,6 +129,75 @@ export async function readSseBody(body: AsyncIterable<Uint8Array | string>, opti
   }
 }
 
+export interface FollowSseOptions {
+  clock: Clock;
+  /** Aborting stops following; the promise then rejects with the signal's reason. */
+  signal: AbortSignal;
+  cursor: SseCursor;
+  /** Body of the first connection; when absent the first connection comes from `reopen`. */
+  body?: AsyncIterable<Uint8Array | string>;
+  /** Connect again from the cursor. Undefined is a failed attempt worth retrying; throw to stop. */
+  reopen(cursor: SseCursor): Promise<AsyncIterable<Uint8Array | string> | undefined>;
+  onEvent(event: SseEvent): void;
+  onBytes(count: number): void;
+  /** Asked whenever a connection ends: true means nothing more is wanted from this stream. */
+  isDone(): boolean;
+  /**
+   * `never`: a connection that ends before isDone() is a failure (modern request streams).
+   * `from-event-id`: resume only with an event id to resume from (legacy request streams).
+   * `always`: reconnect, with Last-Event-ID when there is one (the standalone GET stream).
+   */
+  resume: 'never' | 'from-event-id' | 'always';
+  /** Consecutive connections that delivered nothing, tolerated before giving up. */
+  maxFailures: number;
+  /** Called just before each reconnect. */
+  onReconnect?(): void;
+  /** A connection broke with an error (as opposed to ending cleanly). */
+  onDrop?(error: unknown): void;
+}
+
+/**
+ * Follow one logical SSE stream across connections: when a connection ends, wait the server's
+ * `retry` (the spec's MUST; 1 s without one) and reconnect from the cursor, backing off
+ * further only while attempts keep failing. A connection that delivered any event (a priming
+ * event included) counts as progress, so a server that polls by closing is followed forever.
+ */
+export async function followSseStream(options: FollowSseOptions): Promise<void> {
+  const { cursor, signal } = options;
+  let body = options.body ?? (await options.reopen(cursor));
+  let failures = 0;
+  for (;;) {
+    let failure: unknown;
+    let events = 0;
+    if (body) {
+      try {
+        await readSseBody(body, {
+          cursor,
+          onBytes: options.onBytes,
+          onEvent: (event) => {
+            events++;
+            options.onEvent(event);
+          },
+        });
+      } catch (err) {
+        failure = err;
+      }
+    }
+    if (options.isDone()) return;
+    if (signal.aborted) throw signal.reason;
+    if (failure !== undefined) options.onDrop?.(failure);
+    if (options.resume === 'never' || (options.resume === 'from-event-id' && cursor.lastEventId === undefined)) {
+      throw upstreamUnavailable('response stream ended before the response', failure);
+    }
+    failures = body && events > 0 ? 0 : failures + 1;
+    if (failures > options.maxFailures) throw upstreamUnavailable('response stream could not be resumed', failure);
+    const delay = failures <= 1 ? cursor.retryMs ?? DEFAULT_RETRY_MS : Math.max(cursor.retryMs ?? 0, backoffMs(failures));
+    if (!(await waitFor(options.clock, delay, signal))) throw signal.reason;
+    options.onReconnect?.();
+    body = await options.reopen(cursor);
+  }
+}
+
 /** Largest JSON body read into memory. */
 export const MAX_BODY_BYTES = 32 * 1024 * 1024;
 

@@ -18,8 +18,8 @@ import {
 } from '../protocol/jsonrpc.ts';
 import type { InboundContext, SendOptions, TransportHandlers, TransportStats, UpstreamTransport } from './transport.ts';
 import {
-  DEFAULT_RETRY_MS, MAX_BODY_BYTES, backoffMs, decodeMessages, discardBody, headerValue, linkAbort, mediaTypeOf,
-  newCursor, readBodyText, readSseBody, upstreamUnavailable, waitFor, type SseEvent,
+  MAX_BODY_BYTES, decodeMessages, discardBody, followSseStream, headerValue, linkAbort, mediaTypeOf, newCursor,
+  readBodyText, upstreamUnavailable,
 } from './sse-stream.ts';
 
 export interface StreamableHttpTransportOptions {
@@ -255,55 +255,37 @@ class StreamableHttpTransport implements UpstreamTransport {
 
   /**
    * Read a request's SSE stream, delivering every message with the request's id as context.
-   * If the stream breaks before the response, resume it by GET + Last-Event-ID after the
-   * server's `retry` (the MUST in 2025-11-25 "Sending Messages" 6). `session` is null for modern
-   * requests, which are never resumed (2026-07-28: "Resumable SSE streams … are not supported").
+   * If it breaks before the response, resume it by GET + Last-Event-ID after the server's
+   * `retry` (2025-11-25 "Sending Messages" 6). `session` is null for modern requests, which
+   * are never resumed (2026-07-28: "Resumable SSE streams via Last-Event-ID are not supported").
    */
   private async followRequestStream(
-    request: JsonRpcRequest, firstBody: AsyncIterable<Uint8Array | string>, exchange: AbortController,
+    request: JsonRpcRequest, body: AsyncIterable<Uint8Array | string>, exchange: AbortController,
     outcome: Outcome, session: string | undefined | null,
   ): Promise<void> {
-    const cursor = newCursor();
     let answered = false;
     let cancelGrace = (): void => {};
-    let body: AsyncIterable<Uint8Array | string> | undefined = firstBody;
-    let failures = 0;
-    const onEvent = (event: SseEvent): void => {
-      if (event.type !== 'message' || event.data === '') return; // priming events and other types carry no message
-      for (const message of this.decodeEvent(event.data)) {
-        if (isResponse(message) && message.id === request.id) answered = true;
-        this.deliver(message, { relatedRequestId: request.id });
-      }
-      if (answered) {
-        outcome.resolve();
-        cancelGrace();
-        const timer = this.clock.setTimeout(() => exchange.abort(), ANSWERED_STREAM_GRACE_MS);
-        cancelGrace = () => this.clock.clearTimeout(timer);
-      }
-    };
     try {
-      for (;;) {
-        let failure: unknown;
-        const idBefore = cursor.lastEventId;
-        if (body) {
-          try {
-            await readSseBody(body, { cursor, onEvent, onBytes: (n) => { this.stats.bytesIn += n; } });
-          } catch (err) {
-            failure = err;
+      await followSseStream({
+        clock: this.clock, signal: exchange.signal, cursor: newCursor(), body,
+        resume: session === null ? 'never' : 'from-event-id', maxFailures: this.maxResumeAttempts,
+        isDone: () => answered,
+        onBytes: (n) => { this.stats.bytesIn += n; },
+        reopen: (cursor) => this.openGet(session ?? undefined, cursor.lastEventId, exchange.signal, this.timeoutMs),
+        onEvent: (event) => {
+          if (event.type !== 'message' || event.data === '') return; // priming events carry no message
+          for (const message of this.decodeEvent(event.data)) {
+            if (isResponse(message) && message.id === request.id) answered = true;
+            this.deliver(message, { relatedRequestId: request.id });
           }
-        }
-        if (answered) return;
-        if (exchange.signal.aborted) throw exchange.signal.reason;
-        if (session === null || cursor.lastEventId === undefined) {
-          throw upstreamUnavailable('response stream ended before the response', failure);
-        }
-        // A stream that moved the cursor made progress; only consecutive dead ends count.
-        failures = body && cursor.lastEventId !== idBefore ? 0 : failures + 1;
-        if (failures > this.maxResumeAttempts) throw upstreamUnavailable('response stream could not be resumed', failure);
-        const delay = failures <= 1 ? cursor.retryMs ?? DEFAULT_RETRY_MS : Math.max(cursor.retryMs ?? 0, backoffMs(failures));
-        if (!(await waitFor(this.clock, delay, exchange.signal))) throw exchange.signal.reason;
-        body = await this.openGet(session, cursor.lastEventId, exchange.signal, this.timeoutMs);
-      }
+          if (!answered) return;
+          outcome.resolve();
+          // Read on so the connection is reused, but do not hold it for a server that never ends the stream.
+          cancelGrace();
+          const timer = this.clock.setTimeout(() => exchange.abort(), ANSWERED_STREAM_GRACE_MS);
+          cancelGrace = () => this.clock.clearTimeout(timer);
+        },
+      });
     } finally {
       cancelGrace();
     }
@@ -349,7 +331,9 @@ class StreamableHttpTransport implements UpstreamTransport {
     this.standalone = controller;
     void this.runStandalone(session, controller.signal)
       .catch((err: unknown) => {
-        if (!controller.signal.aborted) this.diagnostic(`standalone stream stopped: ${upstreamUnavailable('GET', err).message}`);
+        if (controller.signal.aborted) return;
+        if (err instanceof GatehouseError && err.details.data?.['status'] === 405) this.standaloneUnsupported = true;
+        this.diagnostic(`standalone stream stopped: ${upstreamUnavailable('GET', err).message}`);
       })
       .finally(() => {
         unlink();
@@ -358,45 +342,24 @@ class StreamableHttpTransport implements UpstreamTransport {
   }
 
   /** Keep the standalone stream open for this session, reconnecting with Last-Event-ID. */
-  private async runStandalone(session: string, signal: AbortSignal): Promise<void> {
-    const cursor = newCursor();
-    let failures = 0;
-    for (let first = true; !signal.aborted && this.sessionId === session; first = false) {
-      if (!first) {
-        const delay = failures === 0 ? cursor.retryMs ?? DEFAULT_RETRY_MS : Math.max(cursor.retryMs ?? 0, backoffMs(failures));
-        if (!(await waitFor(this.clock, delay, signal)) || this.sessionId !== session) return;
-        this.stats.restarts++;
-      }
-      let body;
-      try {
-        body = await this.openGet(session, cursor.lastEventId, signal, 0); // no idle limit: it may be quiet for hours
-      } catch (err) {
-        if (err instanceof GatehouseError && err.details.data?.['status'] === 405) this.standaloneUnsupported = true;
-        throw err;
-      }
-      if (!body) {
-        failures++;
-        continue;
-      }
-      let events = 0;
-      try {
-        await readSseBody(body, {
-          cursor,
-          onBytes: (n) => { this.stats.bytesIn += n; },
-          onEvent: (event) => {
-            events++;
-            if (event.type !== 'message' || event.data === '') return;
-            // No relatedRequestId: these messages belong to no request of ours (a resumed
-            // POST stream is read by its own exchange, not here).
-            for (const message of this.decodeEvent(event.data)) this.deliver(message, {});
-          },
-        });
-      } catch (err) {
-        if (signal.aborted) return;
-        this.diagnostic(`standalone stream dropped: ${upstreamUnavailable('GET', err).message}`);
-      }
-      failures = events > 0 ? 0 : failures + 1;
-    }
+  private runStandalone(session: string, signal: AbortSignal): Promise<void> {
+    return followSseStream({
+      clock: this.clock, signal, cursor: newCursor(),
+      resume: 'always', maxFailures: Infinity,
+      // A new session (re-initialize, expiry) gets its own stream.
+      isDone: () => signal.aborted || this.sessionId !== session,
+      // No idle limit: the standalone stream may be quiet for hours.
+      reopen: (cursor) => this.openGet(session, cursor.lastEventId, signal, 0),
+      onBytes: (n) => { this.stats.bytesIn += n; },
+      onReconnect: () => { this.stats.restarts++; },
+      onDrop: (err) => this.diagnostic(`standalone stream dropped: ${upstreamUnavailable('GET', err).message}`),
+      onEvent: (event) => {
+        if (event.type !== 'message' || event.data === '') return;
+        // No relatedRequestId: these belong to no request of ours (resumed POST streams are
+        // read by their own exchange, not here).
+        for (const message of this.decodeEvent(event.data)) this.deliver(message, {});
+      },
+    });
   }
 
   // ---- sessions ----

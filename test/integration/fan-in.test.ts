@@ -127,13 +127,17 @@ describe('fan-in over stdio and Streamable HTTP targets', () => {
 
   it('cancels upstream when the agent cancels', async () => {
     const { client } = await connect();
-    const before = Number((await client.callTool({ name: 'cancelled_count', arguments: {} })).content[0]?.text ?? NaN);
+    const count = async (): Promise<number> => {
+      const result = await client.callTool({ name: 'cancelled_count', arguments: {} });
+      return Number((result.content as Array<{ text: string }>)[0]?.text);
+    };
+    const before = await count();
     const controller = new AbortController();
     const call = client.callTool({ name: 'slow', arguments: { ms: 20_000 } }, undefined, { signal: controller.signal });
     await waitFor(() => gw.gateway.targets().find((t) => t.name === 'a')!.inFlight === 1);
     controller.abort();
     await expect(call).rejects.toThrow();
-    await waitFor(async () => Number((await client.callTool({ name: 'cancelled_count', arguments: {} })).content[0]?.text) === before + 1);
+    await waitFor(async () => (await count()) === before + 1);
     await client.close();
   });
 
