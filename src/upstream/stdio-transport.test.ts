@@ -100,18 +100,32 @@ async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
   throw new Error('expected a rejection');
 }
 
-/** True when the process no longer runs: gone, or a zombie left for init to reap. */
-function isGone(pid: number): boolean {
+function exists(pid: number): boolean {
   try {
     process.kill(pid, 0);
-  } catch (err) {
-    return err instanceof Error && 'code' in err && err.code === 'ESRCH';
-  }
-  try {
-    return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
     return true;
+  } catch (err) {
+    return !(err instanceof Error && 'code' in err && err.code === 'ESRCH');
   }
+}
+
+/**
+ * True when the process no longer runs: gone, a zombie (reaping orphans is init's job, and some
+ * container inits never do it), or already inside exit (Linux closes its files, which is what
+ * ends our wait, a moment before it turns into a zombie).
+ */
+function isGone(pid: number): boolean {
+  if (!exists(pid)) return true;
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return !exists(pid);
+  }
+  // Fields after "pid (comm) ": state ppid pgrp session tty_nr tpgid flags ...
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const PF_EXITING = 0x4;
+  return fields[0] === 'Z' || fields[0] === 'X' || (Number(fields[6]) & PF_EXITING) !== 0;
 }
 
 function pidFrom(lines: string[], label: string): number | undefined {

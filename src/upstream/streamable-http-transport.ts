@@ -77,20 +77,6 @@ function mcpNameOf(message: JsonRpcMessage): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-/** A promise settled from outside; `settled` lets a late settle become a no-op. */
-interface Outcome {
-  promise: Promise<void>;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-function newOutcome(): Outcome {
-  let resolve!: () => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
-  return { promise, resolve, reject };
-}
-
 class StreamableHttpTransport implements UpstreamTransport {
   readonly kind = 'streamable-http';
   readonly stats: TransportStats = { skippedLines: 0, restarts: 0, bytesIn: 0, bytesOut: 0 };
@@ -153,13 +139,13 @@ class StreamableHttpTransport implements UpstreamTransport {
     if (!this.handlers) throw new GatehouseError('UPSTREAM_UNAVAILABLE', 'transport not started');
     const exchange = new AbortController();
     const unlink = linkAbort(exchange, [this.lifetime.signal, options.signal]);
-    const outcome = newOutcome();
-    // The exchange may outlive the outcome: a request stream is read to its end after the
-    // response resolved send(), so the connection returns to the pool cleanly.
-    this.exchange(message, exchange, outcome)
-      .then(() => outcome.resolve(), (err: unknown) => outcome.reject(this.failure(err, options.signal)))
-      .finally(unlink);
-    return outcome.promise;
+    return new Promise<void>((resolve, reject) => {
+      // The exchange may outlive send(): a request stream is read to its end after the response
+      // resolved it, so the connection returns to the pool cleanly.
+      this.exchange(message, exchange, resolve)
+        .then(resolve, (err: unknown) => reject(this.failure(err, options.signal)))
+        .finally(unlink);
+    });
   }
 
   close(): Promise<void> {
@@ -196,7 +182,7 @@ class StreamableHttpTransport implements UpstreamTransport {
 
   // ---- one POST exchange ----
 
-  private async exchange(message: JsonRpcMessage, exchange: AbortController, outcome: Outcome): Promise<void> {
+  private async exchange(message: JsonRpcMessage, exchange: AbortController, answered: () => void): Promise<void> {
     const modern = modernVersionOf(message);
     const initialize = isRequest(message) && message.method === 'initialize';
     // A new initialize starts a new session: it must not carry the old id (2025-11-25 "Session Management" 4).
@@ -221,11 +207,13 @@ class StreamableHttpTransport implements UpstreamTransport {
     }
     if (type === 'application/json') {
       const text = await readBodyText(res.body, MAX_BODY_BYTES, (n) => { this.stats.bytesIn += n; });
-      for (const reply of decodeMessages(text)) this.deliver(reply, { relatedRequestId: message.id });
-      return;
+      const replies = decodeMessages(text);
+      for (const reply of replies) this.deliver(reply, { relatedRequestId: message.id });
+      if (replies.some((reply) => isResponse(reply) && reply.id === message.id)) return;
+      throw new GatehouseError('UPSTREAM_PROTOCOL_ERROR', 'upstream JSON answer holds no response to the request');
     }
     if (type === 'text/event-stream') {
-      return this.followRequestStream(message, res.body, exchange, outcome, modern === undefined ? session : null);
+      return this.followRequestStream(message, res.body, exchange, answered, modern === undefined ? session : null);
     }
     await discardBody(res.body);
     throw new GatehouseError('UPSTREAM_PROTOCOL_ERROR', 'upstream answered a request with an unexpected content type');
@@ -261,7 +249,7 @@ class StreamableHttpTransport implements UpstreamTransport {
    */
   private async followRequestStream(
     request: JsonRpcRequest, body: AsyncIterable<Uint8Array | string>, exchange: AbortController,
-    outcome: Outcome, session: string | undefined | null,
+    onAnswered: () => void, session: string | undefined | null,
   ): Promise<void> {
     let answered = false;
     let cancelGrace = (): void => {};
@@ -279,7 +267,7 @@ class StreamableHttpTransport implements UpstreamTransport {
             this.deliver(message, { relatedRequestId: request.id });
           }
           if (!answered) return;
-          outcome.resolve();
+          onAnswered();
           // Read on so the connection is reused, but do not hold it for a server that never ends the stream.
           cancelGrace();
           const timer = this.clock.setTimeout(() => exchange.abort(), ANSWERED_STREAM_GRACE_MS);
@@ -453,9 +441,8 @@ class StreamableHttpTransport implements UpstreamTransport {
 function errorReplyIn(text: string, id: JsonRpcId): JsonRpcMessage | undefined {
   if (text === '') return undefined;
   try {
-    const messages = decodeMessages(text);
-    const only = messages.length === 1 ? messages[0] : undefined;
-    return only && isErrorResponse(only) && only.id === id ? only : undefined;
+    const [only, ...rest] = decodeMessages(text);
+    return only && rest.length === 0 && isErrorResponse(only) && only.id === id ? only : undefined;
   } catch {
     return undefined;
   }
