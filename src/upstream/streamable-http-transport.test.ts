@@ -243,8 +243,9 @@ describe.each([
 
   it('treats 404 on an established session as expiry: onDisconnect, onConnect, reject; then re-initializes cleanly', async () => {
     const upstream = await startSdkUpstream(json);
-    const { transport, rec } = await open({ url: upstream.url, openStandaloneStream: false });
+    const { transport, rec } = await open({ url: upstream.url });
     await initialize(transport, rec);
+    const [oldSession] = [...upstream.sessions.keys()];
     upstream.sessions.clear(); // the server forgets the session
 
     const failure = await transport.send({ jsonrpc: '2.0', id: 2, method: 'tools/list' }).catch((err: unknown) => err);
@@ -258,6 +259,10 @@ describe.each([
     expect(reinit.headers['mcp-session-id']).toBeUndefined();
     const list = await call(transport, rec, 4, 'tools/list');
     expect(list.context.relatedRequestId).toBe(4);
+    // The new session gets its own standalone stream.
+    const [newSession] = [...upstream.sessions.keys()];
+    await until(() => upstream.log.some((e) => e.method === 'GET' && e.headers['mcp-session-id'] === newSession));
+    expect(newSession).not.toBe(oldSession);
   });
 
   it('sends DELETE with the session id on close, and close is idempotent', async () => {

@@ -354,8 +354,14 @@ class StreamableHttpTransport implements UpstreamTransport {
 
   private adoptSession(id: string | undefined): void {
     if (id === this.sessionId) return;
-    this.standalone?.abort();
+    this.stopStandalone();
     this.sessionId = id;
+  }
+
+  /** Stop the standalone stream now; cleared at once so the next session can open its own. */
+  private stopStandalone(): void {
+    this.standalone?.abort();
+    this.standalone = undefined;
   }
 
   /**
@@ -366,7 +372,7 @@ class StreamableHttpTransport implements UpstreamTransport {
     if (this.closed || this.sessionId !== session) return;
     this.sessionId = undefined;
     this.protocolVersion = undefined;
-    this.standalone?.abort();
+    this.stopStandalone();
     const error = new GatehouseError('UPSTREAM_UNAVAILABLE', 'upstream session expired');
     this.notify((h) => h.onDisconnect(error, true));
     if (!this.closed) this.notify((h) => h.onConnect());
