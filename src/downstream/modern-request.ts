@@ -45,9 +45,40 @@ export function isModernRequest(headers: IncomingHttpHeaders, body: JsonRpcReque
   return metaOf(body?.params)?.[META_PROTOCOL_VERSION] !== undefined;
 }
 
+/**
+ * Methods of the legacy eras that 2026-07-28 removed (changelog items 2, 4 and 5). A modern
+ * request for one is an unknown method, answered before any other check so the agent learns
+ * the method is gone rather than that its `_meta` is incomplete.
+ */
+const REMOVED_IN_MODERN = new Set(['initialize', 'ping', 'logging/setLevel', 'resources/subscribe', 'resources/unsubscribe', 'notifications/initialized']);
+
+/** Results the 2026-07-28 `CacheableResult` applies to, and so must carry `ttlMs` and `cacheScope`. */
+const CACHEABLE = new Set(['tools/list', 'prompts/list', 'resources/list', 'resources/read', 'resources/templates/list', 'server/discover']);
+
+/**
+ * Give a result the fields 2026-07-28 requires that a legacy upstream does not send: `resultType`
+ * on every result, and cache hints on cacheable ones. A forwarded `resources/read` gets
+ * `ttlMs: 0` and `private` scope: the gateway cannot know how fresh an upstream's content is.
+ */
+export function shapeModernResult(method: string, result: JsonObject): JsonObject {
+  const needsType = result['resultType'] === undefined;
+  const needsCache = CACHEABLE.has(method) && (result['ttlMs'] === undefined || result['cacheScope'] === undefined);
+  if (!needsType && !needsCache) return result;
+  const shaped: JsonObject = { ...result };
+  if (needsType) shaped['resultType'] = 'complete';
+  if (needsCache) {
+    shaped['ttlMs'] ??= 0;
+    shaped['cacheScope'] ??= 'private';
+  }
+  return shaped;
+}
+
 /** Validate a modern request; throws the spec's typed error (all answer 400). */
 export function validateModernRequest(headers: IncomingHttpHeaders, request: JsonRpcRequest): ModernDeclaration {
   const id = request.id;
+  if (REMOVED_IN_MODERN.has(request.method)) {
+    throw new GatehouseError('METHOD_NOT_FOUND', `${request.method} is not part of ${MODERN_VERSION}`, { id });
+  }
   const meta = metaOf(request.params);
   const bodyVersion = meta?.[META_PROTOCOL_VERSION];
   const headerVersion = header(headers, 'mcp-protocol-version');

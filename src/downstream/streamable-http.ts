@@ -12,7 +12,7 @@ import type { CallRunner } from './call-runner.ts';
 import { ChangeBus, LIST_CHANGED_METHOD } from './change-bus.ts';
 import { EventLog } from './event-log.ts';
 import { accepts, readBody, requireJsonContentType } from './http-guards.ts';
-import { isModernRequest, validateModernRequest } from './modern-request.ts';
+import { isModernRequest, shapeModernResult, validateModernRequest } from './modern-request.ts';
 import { PostResponse } from './post-response.ts';
 import { DownstreamSession } from './session.ts';
 import { newSessionId, type SessionEntry, type SessionStore } from './session-store.ts';
@@ -67,9 +67,12 @@ export class StreamableHttpEndpoint {
     const value = parseJson(text, { maxDepth: limits.maxJsonDepth });
     if (Array.isArray(value)) return this.batch(req, res, value, bytesIn);
     const message = toMessage(value);
-    if (isRequest(message) && message.method === 'initialize') return this.initialize(req, res, message, toolset, bytesIn);
     const sid = sessionHeader(req);
+    // Era rules (2026-07-28 versioning): a request declaring the modern version is served
+    // statelessly, even `initialize` (which that revision removed: 404); otherwise an
+    // `initialize` opens a legacy session.
     if (sid === undefined && isRequest(message) && isModernRequest(req.headers, message)) return this.modern(req, res, message, toolset, bytesIn);
+    if (isRequest(message) && message.method === 'initialize') return this.initialize(req, res, message, toolset, bytesIn);
     if (sid === undefined) {
       if (isModernRequest(req.headers, undefined)) throw new GatehouseError('INVALID_REQUEST', 'Only requests can be sent to a 2026-07-28 endpoint');
       throw new GatehouseError('SESSION_REQUIRED', 'Mcp-Session-Id header is required');
@@ -211,9 +214,7 @@ export class StreamableHttpEndpoint {
     res.on('close', onClose);
     try {
       const { response, record } = await this.deps.runner.run(session, request, answer, { bytesIn, transport: TRANSPORT });
-      const shaped = response && 'result' in response && response.result['resultType'] === undefined
-        ? { ...response, result: { ...response.result, resultType: 'complete' } }
-        : response;
+      const shaped = response && 'result' in response ? { ...response, result: shapeModernResult(request.method, response.result) } : response;
       this.deps.runner.finish(record, answer.finish(shaped, shaped && 'error' in shaped ? modernErrorStatus(shaped) : 200));
     } finally {
       res.off('close', onClose);

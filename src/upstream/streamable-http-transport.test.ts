@@ -246,6 +246,7 @@ describe.each([
     const { transport, rec } = await open({ url: upstream.url });
     await initialize(transport, rec);
     const [oldSession] = [...upstream.sessions.keys()];
+    await until(() => upstream.log.some((e) => e.method === 'GET')); // its standalone stream is in place
     upstream.sessions.clear(); // the server forgets the session
 
     const failure = await transport.send({ jsonrpc: '2.0', id: 2, method: 'tools/list' }).catch((err: unknown) => err);

@@ -92,6 +92,21 @@ describe('2026-07-28 downstream', () => {
     expect(((await res.json()) as { error: { code: number } }).error.code).toBe(-32601);
   });
 
+  it('answers methods 2026-07-28 removed with 404 and -32601, before checking _meta', async () => {
+    for (const method of ['initialize', 'ping', 'logging/setLevel', 'resources/subscribe']) {
+      const res = await modern({ id: 8, method, params: {} });
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: { code: number } }).error.code).toBe(-32601);
+    }
+  });
+
+  it('adds cache hints to a forwarded resources/read', async () => {
+    const res = await modern({ id: 9, method: 'resources/read', params: { uri: 'test://static-text', _meta: meta } }, { 'mcp-name': 'test://static-text' });
+    const body = (await res.json()) as { result: Record<string, unknown> };
+    expect(body.result).toMatchObject({ resultType: 'complete', ttlMs: 0, cacheScope: 'private' });
+    expect(Array.isArray(body.result['contents'])).toBe(true);
+  });
+
   it('acknowledges subscriptions/listen first, tagged with the subscription id', async () => {
     const controller = new AbortController();
     const res = await fetch(gw.url, {
