@@ -18,18 +18,10 @@ import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import { parseJson, toMessage, type JsonRpcMessage } from '../protocol/jsonrpc.ts';
 import { LineSplitter } from './line-splitter.ts';
-import type { TransportHandlers, TransportStats, UpstreamTransport } from './transport.ts';
+import { computeRestartDelay, STABLE_UPTIME_MS, type StdioRestartPolicy } from './restart-backoff.ts';
 
-/** How a crashed child is restarted. */
-export interface StdioRestartPolicy {
-  initialDelayMs: number;
-  maxDelayMs: number;
-  multiplier: number;
-  /** 0..1: the fraction of each delay that is randomized (downwards). */
-  jitter: number;
-  /** Consecutive restarts allowed without a stable run in between; undefined = unlimited. */
-  maxRestarts?: number;
-}
+export { computeRestartDelay, STABLE_UPTIME_MS, type StdioRestartPolicy };
+import type { TransportHandlers, TransportStats, UpstreamTransport } from './transport.ts';
 
 /** Options of `createStdioTransport`. */
 export interface StdioTransportOptions {
@@ -49,29 +41,12 @@ export interface StdioTransportOptions {
   random?: () => number;
 }
 
-/** A child that stayed up this long is healthy again: the next crash restarts after the initial delay. */
-export const STABLE_UPTIME_MS = 30_000;
 /** How long to wait, after the child exited, for its stdout/stderr pipes to close. */
 const EXIT_DRAIN_MS = 1_000;
 const STDERR_MAX_CHARS = 2_000;
 // 4 bytes per character at most in UTF-8, so 2,000 characters always fit.
 const STDERR_MAX_LINE_BYTES = 4 * STDERR_MAX_CHARS;
 const PREVIEW_MAX_CHARS = 200;
-
-/**
- * Delay before restart number `attempt` (0-based):
- *
- *   base  = min(maxDelayMs, initialDelayMs * multiplier ^ attempt)
- *   delay = round(base * (1 - jitter * random()))
- *
- * Jitter only shortens the delay, so jitter 0 gives the exact exponential value and
- * `maxDelayMs` is a hard ceiling that still keeps the full random spread.
- */
-export function computeRestartDelay(policy: StdioRestartPolicy, attempt: number, random: () => number): number {
-  const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * Math.pow(policy.multiplier, attempt));
-  const jitter = clamp01(policy.jitter);
-  return Math.max(0, Math.round(base * (1 - jitter * clamp01(random()))));
-}
 
 /** Start a stdio upstream: spawn, frame, supervise. */
 export function createStdioTransport(options: StdioTransportOptions): UpstreamTransport {
@@ -456,9 +431,6 @@ function isErrno(err: unknown): err is NodeJS.ErrnoException {
   return err instanceof Error && 'code' in err;
 }
 
-function clamp01(n: number): number {
-  return Number.isFinite(n) ? Math.min(1, Math.max(0, n)) : 0;
-}
 
 /** Cut to at most `max` characters, marking the cut and never splitting a surrogate pair. */
 function truncate(text: string, max: number): string {
