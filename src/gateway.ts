@@ -11,6 +11,7 @@ import { buildCatalog, type Catalog } from './catalog/catalog.ts';
 import { buildCallPipeline } from './pipeline/call-pipeline.ts';
 import { UpstreamRegistry, type TargetHealth } from './upstream/registry.ts';
 import { SubscriptionIndex } from './routing/subscriptions.ts';
+import { InputRequiredBroker } from './routing/input-required.ts';
 import { CallRunner } from './downstream/call-runner.ts';
 import { ChangeBus } from './downstream/change-bus.ts';
 import { SessionStore } from './downstream/session-store.ts';
@@ -37,6 +38,7 @@ export class Gateway {
   private readonly registry: UpstreamRegistry;
   private readonly subscriptions = new SubscriptionIndex();
   private readonly changes = new ChangeBus();
+  private readonly inputs: InputRequiredBroker;
   private readonly sessions: SessionStore;
   private readonly runner: CallRunner;
   private readonly listener: HttpListener;
@@ -57,6 +59,7 @@ export class Gateway {
       },
       onTargetLog: (target, level, message, fields) => this.logger[level]({ kind: 'target', target, ...fields }, message),
     });
+    this.inputs = new InputRequiredBroker(this.clock, options.config.sessions.inputRequiredTtlMs);
     this.catalogValue = buildCatalog([], options.config);
     this.snapshotValue = this.compile(options.config, 1);
     const s = options.config.sessions;
@@ -130,6 +133,7 @@ export class Gateway {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.sessions.closeAll();
+      this.inputs.closeAll();
       await this.listener.close();
       await this.registry.close();
     })();
@@ -140,6 +144,7 @@ export class Gateway {
     const pipeline = buildCallPipeline({
       dispatch: {
         registry: this.registry,
+        inputs: this.inputs,
         catalog: () => this.catalogValue,
         subscriptions: this.subscriptions,
         pageSize: config.aggregation.pageSize,

@@ -87,6 +87,8 @@ const sessionsSchema = z.strictObject({
   maxSessions: z.number().int().min(1).default(10_000),
   /** Events kept per session for `Last-Event-ID` resumption. */
   replayBufferEvents: z.number().int().min(0).default(256),
+  /** How long an upstream call waits for a 2026-07-28 agent to retry with the input it asked for. */
+  inputRequiredTtlMs: z.number().int().min(1000).default(10 * 60_000),
 });
 
 const aggregationSchema = z.strictObject({

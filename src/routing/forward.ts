@@ -9,9 +9,12 @@ import type { CallContext } from '../pipeline/call-context.ts';
 import type { UpstreamRegistry } from '../upstream/registry.ts';
 import { stripModernMeta } from '../protocol/eras.ts';
 import { metaOf } from '../protocol/jsonrpc.ts';
+import type { InputRequiredBroker } from './input-required.ts';
 
 export interface ForwardDeps {
   registry: UpstreamRegistry;
+  /** Parks upstream calls that need input from 2026-07-28 agents. */
+  inputs: InputRequiredBroker;
   /** Per-target deadline for one attempt. */
   timeoutMs(target: string): number;
 }
@@ -37,6 +40,16 @@ export async function forward(ctx: CallContext, deps: ForwardDeps, target: strin
     }
   }
   const timeoutMs = deps.timeoutMs(target);
+  if (ctx.session.era === 'modern' && connection.facts?.era === 'legacy') {
+    // A legacy upstream may ask this modern agent for input mid-call: bridge it with MRTR.
+    // The retry's requestState/inputResponses are for the gateway and never go upstream.
+    const { requestState: _state, inputResponses: _responses, ...clean } = outbound ?? {};
+    const name = params?.['name'] ?? params?.['uri'];
+    const binding = `${method}\u0000${typeof name === 'string' ? name : ''}`;
+    return deps.inputs.run(ctx, binding, timeoutMs, (exchange) =>
+      connection.request({ method, params: outbound === undefined ? undefined : clean, sink: exchange.sink, signal: exchange.controller.signal }),
+    );
+  }
   const attempt = new AbortController();
   const onCallAbort = (): void => attempt.abort(ctx.signal.reason);
   if (ctx.signal.aborted) throw new GatehouseError('REQUEST_CANCELLED', 'request cancelled');

@@ -12,7 +12,7 @@ describe('2026-07-28 downstream', () => {
   let gw: TestGateway;
 
   beforeAll(async () => {
-    const a = fixtureStdioCommand('a');
+    const a = fixtureStdioCommand('all');
     const f = faultStdioCommand();
     gw = await startGateway({
       targets: {
@@ -105,6 +105,54 @@ describe('2026-07-28 downstream', () => {
     const body = (await res.json()) as { result: Record<string, unknown> };
     expect(body.result).toMatchObject({ resultType: 'complete', ttlMs: 0, cacheScope: 'private' });
     expect(Array.isArray(body.result['contents'])).toBe(true);
+  });
+
+  describe('input required (MRTR) bridged from a legacy upstream', () => {
+    const withElicitation = { ...meta, 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} }, sampling: {} } };
+    const call = (id: number, params: Record<string, unknown>) =>
+      modern({ id, method: 'tools/call', params: { _meta: withElicitation, ...params } }, { 'mcp-name': String(params['name']) });
+
+    it('turns an upstream elicitation into an InputRequiredResult and completes on retry', async () => {
+      const first = (await (await call(20, { name: 'test_elicitation', arguments: { message: 'who are you?' } })).json()) as {
+        id: number;
+        result: { resultType: string; inputRequests: Record<string, { method: string; params: { message: string } }>; requestState: string };
+      };
+      expect(first.id).toBe(20);
+      expect(first.result.resultType).toBe('input_required');
+      const [key, request] = Object.entries(first.result.inputRequests)[0]!;
+      expect(request.method).toBe('elicitation/create');
+      expect(request.params.message).toBe('who are you?');
+      expect(first.result.requestState).toMatch(/^[A-Za-z0-9_-]{22}$/);
+
+      const inputResponses = { [key]: { action: 'accept', content: { username: 'mallory', email: 'm@example.com' } } };
+      const retry = (await (await call(21, { name: 'test_elicitation', arguments: { message: 'who are you?' }, inputResponses, requestState: first.result.requestState })).json()) as {
+        id: number;
+        result: { resultType: string; content: unknown };
+      };
+      expect(retry.id).toBe(21);
+      expect(retry.result.resultType).toBe('complete');
+      expect(JSON.stringify(retry.result.content)).toContain('mallory');
+
+      // The state is single-use: presenting it again is refused.
+      const again = await call(22, { name: 'test_elicitation', arguments: {}, inputResponses, requestState: first.result.requestState });
+      expect(((await again.json()) as { error: { code: number; data: { type: string } } }).error).toMatchObject({ code: -32602, data: { type: 'invalid_input_response' } });
+    });
+
+    it('refuses a tampered or foreign requestState', async () => {
+      const first = (await (await call(30, { name: 'test_sampling', arguments: { prompt: 'hi' } })).json()) as { result: { requestState: string; inputRequests: Record<string, unknown> } };
+      expect(Object.values(first.result.inputRequests)[0]).toMatchObject({ method: 'sampling/createMessage' });
+      const tampered = await call(31, { name: 'test_sampling', arguments: { prompt: 'hi' }, inputResponses: {}, requestState: `${first.result.requestState}x` });
+      expect(((await tampered.json()) as { error: { data: { type: string } } }).error.data.type).toBe('invalid_input_response');
+      // Bound to the original tool: the same state on another tool is refused.
+      const foreign = await call(32, { name: 'test_elicitation', arguments: {}, inputResponses: {}, requestState: first.result.requestState });
+      expect(((await foreign.json()) as { error: { data: { type: string } } }).error.data.type).toBe('invalid_input_response');
+    });
+
+    it('does not ask an agent for input it did not declare', async () => {
+      const res = await modern({ id: 40, method: 'tools/call', params: { name: 'test_elicitation', arguments: { message: 'x' }, _meta: meta } }, { 'mcp-name': 'test_elicitation' });
+      const body = (await res.json()) as { result?: { resultType: string }; error?: unknown };
+      expect(body.result?.resultType).not.toBe('input_required');
+    });
   });
 
   it('acknowledges subscriptions/listen first, tagged with the subscription id', async () => {
