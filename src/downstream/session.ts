@@ -92,6 +92,11 @@ export class DownstreamSession {
     this.unsolicited = undefined;
     for (const controller of this.inFlight.values()) controller.abort();
     this.inFlight.clear();
+    // Upstream requests waiting on this agent get an answer now instead of at their deadline.
+    for (const [id, resolve] of this.awaitingAgent) {
+      resolve({ jsonrpc: '2.0', id, error: { code: -32603, message: 'the agent session ended' } });
+    }
+    this.awaitingAgent.clear();
     for (const hook of this.closeHooks.splice(0)) {
       try {
         hook();

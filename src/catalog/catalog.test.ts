@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../config/load.ts';
+import { listPage } from '../routing/list-methods.ts';
+import { buildCatalog, resourceTarget, type TargetListing } from './catalog.ts';
+
+const targets = { alpha: { transport: 'stdio', command: 'x' }, beta: { transport: 'stdio', command: 'x' } };
+const config = (extra: Record<string, unknown> = {}) => parseConfig({ targets, ...extra }, 'test', { configDir: '/' });
+const tool = (name: string, description = name) => ({ name, description, inputSchema: { type: 'object' } });
+
+const listings: TargetListing[] = [
+  { target: 'alpha', tools: [tool('search'), tool('read_file')], prompts: [{ name: 'p' }], resources: [{ uri: 'file:///a', name: 'a' }], templates: [{ uriTemplate: 'alpha://{id}/data', name: 't' }] },
+  { target: 'beta', tools: [tool('search'), tool('write_file')], prompts: [], resources: [], templates: [{ uriTemplate: 'beta://items{?page}', name: 'u' }] },
+];
+
+describe('catalog', () => {
+  it('exposes unique names as they are and prefixes colliding ones, in target order', () => {
+    const catalog = buildCatalog(listings, config());
+    expect(catalog.all.tools.map((t) => t.exposedName)).toEqual(['alpha__search', 'read_file', 'beta__search', 'write_file']);
+    expect(catalog.all.toolByName.get('beta__search')).toMatchObject({ target: 'beta', upstreamName: 'search' });
+    expect(catalog.all.toolByName.get('alpha__search')?.definition['name']).toBe('alpha__search');
+    // Unprefixed definitions are passed through as the very same object: nothing is copied.
+    expect(catalog.all.toolByName.get('read_file')?.definition).toBe(listings[0]!.tools[1]);
+  });
+
+  it('honours prefix always and a custom separator', () => {
+    const catalog = buildCatalog(listings, config({ aggregation: { prefix: 'always', separator: '.' } }));
+    expect(catalog.all.tools.map((t) => t.exposedName)).toEqual(['alpha.search', 'alpha.read_file', 'beta.search', 'beta.write_file']);
+  });
+
+  it('builds toolset views from selectors', () => {
+    const catalog = buildCatalog(listings, config({ toolsets: { rw: { tools: ['alpha/read_*', 'write_file'] } } }));
+    const view = catalog.toolsets.get('rw')!;
+    expect(view.tools.map((t) => t.exposedName)).toEqual(['read_file', 'write_file']);
+    expect(view.toolByName.has('alpha__search')).toBe(false);
+  });
+
+  it('routes resource URIs by exact resource, then by template', () => {
+    const catalog = buildCatalog(listings, config());
+    expect(resourceTarget(catalog.all, 'file:///a')).toBe('alpha');
+    expect(resourceTarget(catalog.all, 'alpha://42/data')).toBe('alpha');
+    expect(resourceTarget(catalog.all, 'beta://items?page=2')).toBe('beta');
+    expect(resourceTarget(catalog.all, 'gamma://nowhere')).toBeUndefined();
+  });
+
+  it('pages lists with opaque cursors and refuses forged ones', () => {
+    const catalog = buildCatalog(listings, config());
+    const first = listPage(catalog.all, 'tools', undefined, 3);
+    expect((first['tools'] as unknown[]).length).toBe(3);
+    const second = listPage(catalog.all, 'tools', { cursor: first['nextCursor'] }, 3);
+    expect((second['tools'] as Array<{ name: string }>).map((t) => t.name)).toEqual(['write_file']);
+    expect(second['nextCursor']).toBeUndefined();
+    expect(() => listPage(catalog.all, 'tools', { cursor: 'not-a-cursor' }, 3)).toThrow(/Invalid pagination cursor/);
+    expect(() => listPage(catalog.all, 'prompts', { cursor: first['nextCursor'] }, 3)).toThrow(/Invalid pagination cursor/);
+  });
+});
