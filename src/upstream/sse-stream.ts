@@ -5,6 +5,7 @@
  * JSON-RPC out of bodies and event data. No MCP session logic lives here.
  */
 import { createParser } from 'eventsource-parser';
+import { Pool } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Clock } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
@@ -261,4 +262,19 @@ export function upstreamUnavailable(step: string, cause?: unknown, data?: Record
   const code = typeof cause === 'object' && cause !== null && 'code' in cause && typeof cause.code === 'string' ? cause.code : undefined;
   const details = { ...(cause === undefined ? {} : { cause }), ...(data === undefined ? {} : { data }) };
   return new GatehouseError('UPSTREAM_UNAVAILABLE', code ? `${step} (${code})` : step, details);
+}
+
+/**
+ * The keep-alive pool both HTTP transports use for one upstream origin: no pipelining (MCP
+ * streams are long-lived) and TCP_NODELAY (small JSON-RPC frames must not wait for Nagle).
+ */
+export function createUpstreamPool(origin: string, connections = 16): Pool {
+  return new Pool(origin, { connections, pipelining: 1, connect: { noDelay: true } });
+}
+
+/** Configured extra headers, with lower-cased names so later lookups and overrides agree. */
+export function lowerCaseHeaders(headers: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) out[name.toLowerCase()] = value;
+  return out;
 }

@@ -4,14 +4,16 @@
  * the URL the client POSTs its messages to. A dropped stream means a new GET, a new endpoint
  * and so a new server session, which is why the caller is told to handshake again.
  */
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { systemClock, type Clock } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
-import type { SendOptions, TransportHandlers, TransportStats, UpstreamTransport } from './transport.ts';
+import { callHandler, type SendOptions, type TransportHandlers, type TransportStats, type UpstreamTransport } from './transport.ts';
 import {
   backoffMs, decodeMessages, discardBody, linkAbort, mediaTypeOf, newCursor, readSseBody, upstreamUnavailable, waitFor,
   type SseEvent,
+  createUpstreamPool,
+  lowerCaseHeaders,
 } from './sse-stream.ts';
 
 export interface SseTransportOptions {
@@ -34,7 +36,7 @@ class SseTransport implements UpstreamTransport {
 
   private readonly url: URL;
   private readonly pool: Pool;
-  private readonly baseHeaders: Record<string, string> = {};
+  private readonly baseHeaders: Record<string, string>;
   private readonly clock: Clock;
   private readonly timeoutMs: number;
   /** Aborted by close(): the stream, reconnect waits and POSTs hang off it. */
@@ -46,12 +48,8 @@ class SseTransport implements UpstreamTransport {
 
   constructor(options: SseTransportOptions) {
     this.url = new URL(options.url);
-    this.pool = new Pool(this.url.origin, {
-      connections: options.connections ?? 16,
-      pipelining: 1,
-      connect: { noDelay: true },
-    });
-    for (const [name, value] of Object.entries(options.headers ?? {})) this.baseHeaders[name.toLowerCase()] = value;
+    this.pool = createUpstreamPool(this.url.origin, options.connections);
+    this.baseHeaders = lowerCaseHeaders(options.headers);
     this.clock = options.clock ?? systemClock;
     this.timeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
@@ -216,19 +214,9 @@ class SseTransport implements UpstreamTransport {
     this.notify((h) => h.onDiagnostic?.(line));
   }
 
-  /** Call a handler unless closed; a throwing handler must not break the stream. */
+  /** Call a handler unless closed. */
   private notify(call: (handlers: TransportHandlers) => void): void {
-    const handlers = this.handlers;
-    if (!handlers || this.closed) return;
-    try {
-      call(handlers);
-    } catch (err) {
-      try {
-        handlers.onDiagnostic?.(`transport handler threw: ${err instanceof Error ? err.message : String(err)}`);
-      } catch {
-        // Nothing left to report to.
-      }
-    }
+    if (this.handlers && !this.closed) callHandler(this.handlers, call);
   }
 }
 

@@ -21,7 +21,7 @@ import { LineSplitter } from './line-splitter.ts';
 import { computeRestartDelay, STABLE_UPTIME_MS, type StdioRestartPolicy } from './restart-backoff.ts';
 
 export { computeRestartDelay, STABLE_UPTIME_MS, type StdioRestartPolicy };
-import type { TransportHandlers, TransportStats, UpstreamTransport } from './transport.ts';
+import { callHandler, type TransportHandlers, type TransportStats, type UpstreamTransport } from './transport.ts';
 
 /** Options of `createStdioTransport`. */
 export interface StdioTransportOptions {
@@ -122,7 +122,7 @@ class StdioTransport implements UpstreamTransport {
     }
     this.attempt = 0;
     this.state = 'running';
-    this.notify(() => handlers.onConnect());
+    callHandler(handlers, (h) => h.onConnect());
   }
 
   async send(message: JsonRpcMessage): Promise<void> {
@@ -268,8 +268,7 @@ class StdioTransport implements UpstreamTransport {
       this.diagnostic(`skipped stdout line (${errorText(err)}): ${truncate(text, PREVIEW_MAX_CHARS)}`);
       return;
     }
-    const handlers = this.handlers;
-    if (handlers !== undefined) this.notify(() => handlers.onMessage(message, {}));
+    if (this.handlers !== undefined) callHandler(this.handlers, (h) => h.onMessage(message, {}));
   }
 
   private onStdoutOverflow(run: ChildRun): void {
@@ -333,8 +332,7 @@ class StdioTransport implements UpstreamTransport {
     } else {
       this.state = 'stopped';
     }
-    const handlers = this.handlers;
-    if (handlers !== undefined) this.notify(() => handlers.onDisconnect(error, willRestart));
+    if (this.handlers !== undefined) callHandler(this.handlers, (h) => h.onDisconnect(error, willRestart));
   }
 
   private async restart(): Promise<void> {
@@ -353,8 +351,7 @@ class StdioTransport implements UpstreamTransport {
     if (this.state !== 'starting') return;
     this.state = 'running';
     this.stats.restarts++;
-    const handlers = this.handlers;
-    if (handlers !== undefined) this.notify(() => handlers.onConnect());
+    if (this.handlers !== undefined) callHandler(this.handlers, (h) => h.onConnect());
   }
 
   /** Resolves when stdin has drained; rejects if the pipe closes first. */
@@ -406,15 +403,6 @@ class StdioTransport implements UpstreamTransport {
       this.handlers?.onDiagnostic?.(line);
     } catch {
       // A failing log sink must not take the transport down.
-    }
-  }
-
-  /** Run a caller's handler from an I/O callback, where a throw would crash the process. */
-  private notify(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.diagnostic(`transport handler threw: ${errorText(err)}`);
     }
   }
 }

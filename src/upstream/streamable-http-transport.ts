@@ -9,17 +9,19 @@
  * it, a standalone GET stream for server-initiated messages, and resumption of broken POST
  * streams by GET + Last-Event-ID (2025-11-25 basic/transports "Resumability and Redelivery").
  */
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { systemClock, type Clock } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import {
   isErrorResponse, isNotification, isRequest, isResponse, metaOf,
   type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest,
 } from '../protocol/jsonrpc.ts';
-import type { InboundContext, SendOptions, TransportHandlers, TransportStats, UpstreamTransport } from './transport.ts';
+import { callHandler, type InboundContext, type SendOptions, type TransportHandlers, type TransportStats, type UpstreamTransport } from './transport.ts';
 import {
   MAX_BODY_BYTES, decodeMessages, discardBody, followSseStream, headerValue, linkAbort, mediaTypeOf, newCursor,
   readBodyText, upstreamUnavailable,
+  createUpstreamPool,
+  lowerCaseHeaders,
 } from './sse-stream.ts';
 
 export interface StreamableHttpTransportOptions {
@@ -83,7 +85,7 @@ class StreamableHttpTransport implements UpstreamTransport {
 
   private readonly path: string;
   private readonly pool: Pool;
-  private readonly baseHeaders: Record<string, string> = {};
+  private readonly baseHeaders: Record<string, string>;
   private readonly clock: Clock;
   private readonly timeoutMs: number;
   private readonly wantsStandalone: boolean;
@@ -100,12 +102,8 @@ class StreamableHttpTransport implements UpstreamTransport {
   constructor(options: StreamableHttpTransportOptions) {
     const url = new URL(options.url);
     this.path = `${url.pathname}${url.search}`;
-    this.pool = new Pool(url.origin, {
-      connections: options.connections ?? 16,
-      pipelining: 1,
-      connect: { noDelay: true },
-    });
-    for (const [name, value] of Object.entries(options.headers ?? {})) this.baseHeaders[name.toLowerCase()] = value;
+    this.pool = createUpstreamPool(url.origin, options.connections);
+    this.baseHeaders = lowerCaseHeaders(options.headers);
     this.clock = options.clock ?? systemClock;
     this.timeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.wantsStandalone = options.openStandaloneStream ?? true;
@@ -420,19 +418,8 @@ class StreamableHttpTransport implements UpstreamTransport {
     if (!this.closed) this.notify((h) => h.onDiagnostic?.(line));
   }
 
-  /** Call a handler; a throwing handler must not break the stream that is reading. */
   private notify(call: (handlers: TransportHandlers) => void): void {
-    const handlers = this.handlers;
-    if (!handlers) return;
-    try {
-      call(handlers);
-    } catch (err) {
-      try {
-        handlers.onDiagnostic?.(`transport handler threw: ${err instanceof Error ? err.message : String(err)}`);
-      } catch {
-        // Nothing left to report to.
-      }
-    }
+    if (this.handlers) callHandler(this.handlers, call);
   }
 
   /** Map an exchange failure to the error send() rejects with. */

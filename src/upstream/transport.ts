@@ -65,3 +65,19 @@ export interface UpstreamTransport {
   /** Stop for good: no restart, children killed, sockets closed. Idempotent. */
   close(): Promise<void>;
 }
+
+/**
+ * Call a caller's handler from an I/O callback. A throw there would crash the gateway or
+ * break the stream being read, so it is reported as a diagnostic instead.
+ */
+export function callHandler(handlers: TransportHandlers, call: (handlers: TransportHandlers) => void): void {
+  try {
+    call(handlers);
+  } catch (err) {
+    try {
+      handlers.onDiagnostic?.(`transport handler threw: ${err instanceof Error ? err.message : String(err)}`);
+    } catch {
+      // Nothing left to report to.
+    }
+  }
+}
