@@ -14,6 +14,7 @@ import {
   SUPPORTED_VERSIONS,
 } from '../protocol/eras.ts';
 import { isPlainObject, metaOf, type JsonObject, type JsonRpcRequest } from '../protocol/jsonrpc.ts';
+import { decodeHeaderValue, mcpNameField } from '../protocol/mcp-headers.ts';
 import { LOG_LEVELS, type LogLevel } from './session.ts';
 
 /** The per-request facts a modern request declares. */
@@ -24,19 +25,9 @@ export interface ModernDeclaration {
   logLevel: LogLevel | undefined;
 }
 
-const NAMED_METHODS: Readonly<Record<string, 'name' | 'uri'>> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
-
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-/** Decode the `=?base64?…?=` sentinel form of a mirrored header value. */
-export function decodeHeaderValue(value: string): string {
-  if (value.startsWith('=?base64?') && value.endsWith('?=')) {
-    return Buffer.from(value.slice(9, -2), 'base64').toString('utf8');
-  }
-  return value;
 }
 
 /** Whether a request is meant as a 2026-07-28 request. */
@@ -100,7 +91,7 @@ export function validateModernRequest(headers: IncomingHttpHeaders, request: Jso
   if (method !== request.method) {
     throw new GatehouseError('HEADER_MISMATCH', `Mcp-Method header '${method}' does not match body '${request.method}'`, { id });
   }
-  const nameField = NAMED_METHODS[request.method];
+  const nameField = mcpNameField(request.method);
   if (nameField !== undefined) {
     const raw = header(headers, 'mcp-name');
     if (raw === undefined) throw new GatehouseError('HEADER_MISMATCH', 'Mcp-Name header is required', { id });

@@ -9,7 +9,8 @@ import { z } from 'zod';
 import { ManualClock } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import { isRequest, isResponse, type JsonObject, type JsonRpcId, type JsonRpcMessage } from '../protocol/jsonrpc.ts';
-import { createStreamableHttpTransport, encodeHeaderValue, type StreamableHttpTransportOptions } from './streamable-http-transport.ts';
+import { createStreamableHttpTransport, type StreamableHttpTransportOptions } from './streamable-http-transport.ts';
+import { encodeHeaderValue } from '../protocol/mcp-headers.ts';
 import type { InboundContext, TransportHandlers, UpstreamTransport } from './transport.ts';
 
 // ---- harness ----

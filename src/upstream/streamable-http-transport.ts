@@ -12,8 +12,9 @@
 import type { Pool } from 'undici';
 import { systemClock, type Clock } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
+import { encodeHeaderValue, isPlainHeaderValue, mcpNameOf, modernVersionOf } from '../protocol/mcp-headers.ts';
 import {
-  isErrorResponse, isNotification, isRequest, isResponse, metaOf,
+  isErrorResponse, isNotification, isRequest, isResponse,
   type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest,
 } from '../protocol/jsonrpc.ts';
 import { callHandler, type InboundContext, type SendOptions, type TransportHandlers, type TransportStats, type UpstreamTransport } from './transport.ts';
@@ -40,44 +41,11 @@ export interface StreamableHttpTransportOptions {
   maxResumeAttempts?: number;
 }
 
-const MODERN_VERSION_KEY = 'io.modelcontextprotocol/protocolVersion';
 const DEFAULT_TIMEOUT_MS = 300_000;
 const DELETE_TIMEOUT_MS = 2_000;
 /** How long a request stream may stay open after its response before we drop it (some servers never close). */
 const ANSWERED_STREAM_GRACE_MS = 2_000;
 const ERROR_BODY_LIMIT = 64 * 1024;
-
-/** True when `value` can travel as a header value unchanged: visible ASCII and inner spaces only. */
-function isPlainHeaderValue(value: string): boolean {
-  return /^[\x20-\x7e]*$/.test(value) && !value.startsWith(' ') && !value.endsWith(' ');
-}
-
-/**
- * Encode a value for Mcp-Name / Mcp-Param-* (2026-07-28 streamable-http "Value Encoding"):
- * Base64 of the UTF-8 bytes inside `=?base64?…?=` when it is not plain visible ASCII, has
- * leading or trailing whitespace, or itself looks like the sentinel.
- */
-export function encodeHeaderValue(value: string): string {
-  const looksEncoded = value.startsWith('=?base64?') && value.endsWith('?=');
-  if (isPlainHeaderValue(value) && !looksEncoded) return value;
-  return `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
-}
-
-/** The modern-era protocol version a message carries in `_meta`, if any. */
-export function modernVersionOf(message: JsonRpcMessage): string | undefined {
-  if (!('method' in message)) return undefined;
-  const version = metaOf(message.params)?.[MODERN_VERSION_KEY];
-  return typeof version === 'string' ? version : undefined;
-}
-
-/** The value mirrored into Mcp-Name: the tool or prompt name, or the resource URI. */
-function mcpNameOf(message: JsonRpcMessage): string | undefined {
-  if (!('method' in message)) return undefined;
-  const field = message.method === 'resources/read' ? 'uri'
-    : message.method === 'tools/call' || message.method === 'prompts/get' ? 'name' : undefined;
-  const value = field === undefined ? undefined : message.params?.[field];
-  return typeof value === 'string' ? value : undefined;
-}
 
 class StreamableHttpTransport implements UpstreamTransport {
   readonly kind = 'streamable-http';

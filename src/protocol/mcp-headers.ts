@@ -1,0 +1,56 @@
+/**
+ * The 2026-07-28 Streamable HTTP request metadata headers (streamable-http "Request
+ * Metadata"): which body field each mirrors, and the value encoding. Shared by the upstream
+ * transport (which writes them) and the downstream validation (which checks them).
+ */
+import { META_PROTOCOL_VERSION } from './eras.ts';
+import { metaOf, type JsonRpcMessage } from './jsonrpc.ts';
+
+const SENTINEL_PREFIX = '=?base64?';
+const SENTINEL_SUFFIX = '?=';
+
+/** The params field `Mcp-Name` mirrors for a method, if it has one. */
+export function mcpNameField(method: string): 'name' | 'uri' | undefined {
+  if (method === 'resources/read') return 'uri';
+  return method === 'tools/call' || method === 'prompts/get' ? 'name' : undefined;
+}
+
+/** The value mirrored into `Mcp-Name`: the tool or prompt name, or the resource URI. */
+export function mcpNameOf(message: JsonRpcMessage): string | undefined {
+  if (!('method' in message)) return undefined;
+  const field = mcpNameField(message.method);
+  const value = field === undefined ? undefined : message.params?.[field];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** The modern-era protocol version a message carries in `_meta`, if any. */
+export function modernVersionOf(message: JsonRpcMessage): string | undefined {
+  if (!('method' in message)) return undefined;
+  const version = metaOf(message.params)?.[META_PROTOCOL_VERSION];
+  return typeof version === 'string' ? version : undefined;
+}
+
+/** True when `value` can travel as a header value unchanged: visible ASCII and inner spaces only. */
+export function isPlainHeaderValue(value: string): boolean {
+  return /^[\x20-\x7e]*$/.test(value) && !value.startsWith(' ') && !value.endsWith(' ');
+}
+
+function looksEncoded(value: string): boolean {
+  return value.startsWith(SENTINEL_PREFIX) && value.endsWith(SENTINEL_SUFFIX);
+}
+
+/**
+ * Encode a value for Mcp-Name / Mcp-Param-* ("Value Encoding"): Base64 of the UTF-8 bytes
+ * inside `=?base64?…?=` when it is not plain visible ASCII, has leading or trailing
+ * whitespace, or itself looks like the sentinel.
+ */
+export function encodeHeaderValue(value: string): string {
+  if (isPlainHeaderValue(value) && !looksEncoded(value)) return value;
+  return `${SENTINEL_PREFIX}${Buffer.from(value, 'utf8').toString('base64')}${SENTINEL_SUFFIX}`;
+}
+
+/** Decode the sentinel form; a plain value is returned as it is. */
+export function decodeHeaderValue(value: string): string {
+  if (!looksEncoded(value)) return value;
+  return Buffer.from(value.slice(SENTINEL_PREFIX.length, -SENTINEL_SUFFIX.length), 'base64').toString('utf8');
+}
