@@ -160,9 +160,9 @@ export class Gateway {
     const before = this.catalogValue;
     this.catalogValue = buildCatalog(this.registry.listings(), this.snapshotValue.config);
     const changed = (pick: (c: Catalog) => unknown[]): boolean => JSON.stringify(pick(before)) !== JSON.stringify(pick(this.catalogValue));
-    if (kinds.has('tools') && changed((c) => c.all.tools.map((e) => e.definition))) this.changes.publish({ kind: 'list_changed', list: 'tools' });
-    if (kinds.has('prompts') && changed((c) => c.all.prompts.map((e) => e.definition))) this.changes.publish({ kind: 'list_changed', list: 'prompts' });
-    if (kinds.has('resources') && changed((c) => [...c.all.resources, ...c.all.templates.map((t) => t.definition)])) {
+    if (kinds.has('tools') && changed((c) => [...c.all.toolDefinitions])) this.changes.publish({ kind: 'list_changed', list: 'tools' });
+    if (kinds.has('prompts') && changed((c) => [...c.all.promptDefinitions])) this.changes.publish({ kind: 'list_changed', list: 'prompts' });
+    if (kinds.has('resources') && changed((c) => [...c.all.resources, ...c.all.templateDefinitions])) {
       this.changes.publish({ kind: 'list_changed', list: 'resources' });
     }
   }

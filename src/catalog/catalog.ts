@@ -41,6 +41,10 @@ export interface CatalogView {
   readonly resources: readonly JsonObject[];
   readonly resourceOwner: ReadonlyMap<string, string>;
   readonly templates: readonly TemplateRoute[];
+  /** The list results, precomputed so a list request copies nothing. */
+  readonly toolDefinitions: readonly JsonObject[];
+  readonly promptDefinitions: readonly JsonObject[];
+  readonly templateDefinitions: readonly JsonObject[];
   /** Targets that contribute anything to this view, in catalog order. */
   readonly targets: readonly string[];
 }
@@ -110,6 +114,9 @@ function buildView(listings: readonly TargetListing[], tools: ExposedEntry[], pr
     resources,
     resourceOwner,
     templates,
+    toolDefinitions: tools.map((e) => e.definition),
+    promptDefinitions: prompts.map((e) => e.definition),
+    templateDefinitions: templates.map((t) => t.definition),
     targets: listings.map((l) => l.target).filter((t) => contributing.has(t)),
   };
 }

@@ -11,19 +11,13 @@ import type { JsonObject, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, J
 import type { CallContext, CallSink } from '../pipeline/call-context.ts';
 import { createCallRecord, type CallRecord, type CallRecordListener } from '../telemetry/call-record.ts';
 import type { DownstreamSession } from './session.ts';
+import { missingCapability } from '../protocol/client-requests.ts';
 
 /** Where the messages of one call go: the POST stream, the legacy SSE stream, stdout. */
 export interface CallChannel {
   /** Write a notification or server→client request related to the call. */
   write(message: JsonRpcMessage): boolean;
 }
-
-/** Which client capability a server→client request needs (2025-11-25 client features). */
-const REQUIRED_CAPABILITY: Readonly<Record<string, string>> = {
-  'sampling/createMessage': 'sampling',
-  'elicitation/create': 'elicitation',
-  'roots/list': 'roots',
-};
 
 export interface CallRunnerDeps {
   snapshot(): Snapshot;
@@ -119,13 +113,11 @@ export class CallRunner {
         channel.write(message);
       },
       request(method: string, params: JsonObject | undefined, signal: AbortSignal) {
-        const capability = REQUIRED_CAPABILITY[method];
         if (session.era === 'modern') {
           return Promise.reject(new GatehouseError('MISSING_CLIENT_CAPABILITY', `${method} cannot be relayed to a ${session.protocolVersion} agent as a server request`));
         }
-        if (capability !== undefined && !session.hasCapability(capability)) {
-          return Promise.reject(new GatehouseError('MISSING_CLIENT_CAPABILITY', `the agent did not declare the ${capability} capability`, { data: { requiredCapabilities: [capability] } }));
-        }
+        const missing = missingCapability(method, session.clientCapabilities);
+        if (missing) return Promise.reject(missing);
         const id = session.nextAgentRequestId();
         return new Promise<JsonRpcResponse>((resolve, reject) => {
           const onAbort = (): void => {

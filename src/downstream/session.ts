@@ -62,12 +62,6 @@ export class DownstreamSession {
     this.lastSeen = init.now;
   }
 
-  /** Whether the agent declared a client capability (`sampling`, `elicitation`, `roots`). */
-  hasCapability(name: string): boolean {
-    const value = this.clientCapabilities[name];
-    return typeof value === 'object' && value !== null;
-  }
-
   /** Whether a `notifications/message` at `level` passes this session's filter. */
   wantsLog(level: unknown): boolean {
     if (this.logLevel === undefined) return this.era === 'legacy';

@@ -5,7 +5,7 @@
  * statelessly; anything else must name a live legacy session.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { GatehouseError, toGatehouseError } from '../protocol/errors.ts';
+import { GatehouseError } from '../protocol/errors.ts';
 import { allowsBatches, negotiateLegacyVersion, isSupportedVersion } from '../protocol/eras.ts';
 import { isNotification, isRequest, isResponse, parseJson, toMessage, type JsonObject, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../protocol/jsonrpc.ts';
 import type { CallRunner } from './call-runner.ts';
@@ -18,7 +18,7 @@ import { DownstreamSession } from './session.ts';
 import { newSessionId, type SessionEntry, type SessionStore } from './session-store.ts';
 import { SseWriter } from './sse-writer.ts';
 import { openListenStream } from './subscriptions-listen.ts';
-import { sendHttpError, sendJson } from './http-answers.ts';
+import { sendJson } from './http-answers.ts';
 import type { Clock } from '../clock.ts';
 
 export interface StreamableHttpDeps {
@@ -270,4 +270,3 @@ function modernErrorStatus(response: { error: { data?: unknown } }): number {
   return 200;
 }
 
-export { sendHttpError, toGatehouseError };

@@ -3,7 +3,7 @@
  * the one error table, and writes the outcome onto the call record. Runs first, so every
  * stage below it may simply throw.
  */
-import { GatehouseError, toGatehouseError } from '../protocol/errors.ts';
+import { toGatehouseError } from '../protocol/errors.ts';
 import type { Stage } from './stage.ts';
 
 export function errorBoundaryStage(): Stage {
@@ -31,4 +31,3 @@ export function errorBoundaryStage(): Stage {
   };
 }
 
-export { GatehouseError };

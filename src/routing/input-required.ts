@@ -14,13 +14,7 @@ import type { Clock, TimerHandle } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import { isPlainObject, type JsonObject, type JsonRpcResponse } from '../protocol/jsonrpc.ts';
 import type { CallContext, CallSink } from '../pipeline/call-context.ts';
-
-/** Which client capability each kind of input request needs. */
-const CAPABILITY: Readonly<Record<string, string>> = {
-  'sampling/createMessage': 'sampling',
-  'elicitation/create': 'elicitation',
-  'roots/list': 'roots',
-};
+import { missingCapability } from '../protocol/client-requests.ts';
 
 interface PendingInput {
   readonly method: string;
@@ -49,12 +43,9 @@ export class InputExchange {
   readonly sink: CallSink = {
     notify: (message) => this.current.sink.notify(message),
     request: (method, params) => {
-      const capability = CAPABILITY[method];
-      const declared = this.current.session.clientCapabilities;
       // mrtr: a server MUST NOT send an input request the client has not declared support for.
-      if (capability !== undefined && !isPlainObject(declared[capability])) {
-        return Promise.reject(new GatehouseError('MISSING_CLIENT_CAPABILITY', `the agent did not declare the ${capability} capability`, { data: { requiredCapabilities: [capability] } }));
-      }
+      const missing = missingCapability(method, this.current.session.clientCapabilities);
+      if (missing) return Promise.reject(missing);
       return new Promise<JsonRpcResponse>((resolve, reject) => {
         const key = `${method.split('/')[0]}-${++this.seq}`;
         this.pending.set(key, { method, params, resolve, reject });

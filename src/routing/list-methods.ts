@@ -18,13 +18,13 @@ export const LIST_METHODS: Readonly<Record<string, ListKind>> = {
 function items(view: CatalogView, kind: ListKind): readonly JsonObject[] {
   switch (kind) {
     case 'tools':
-      return view.tools.map((e) => e.definition);
+      return view.toolDefinitions;
     case 'prompts':
-      return view.prompts.map((e) => e.definition);
+      return view.promptDefinitions;
     case 'resources':
       return view.resources;
     case 'resourceTemplates':
-      return view.templates.map((t) => t.definition);
+      return view.templateDefinitions;
   }
 }
 

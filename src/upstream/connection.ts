@@ -1,27 +1,18 @@
 /**
- * One live connection to a target, over any transport. It owns the MCP handshake (era probe,
- * `initialize`), request-id remapping, progress-token remapping, timeouts and cancellation,
+ * One live connection to a target, over any transport. It runs the handshake (handshake.ts)
+ * and owns request-id remapping, progress-token remapping, timeouts and cancellation,
  * and routing of server→client traffic back to the call that caused it.
  *
  * State machine (docs/upstream-connection.md): idle → connecting → ready ⇄ reconnecting → closed.
  */
 import type { Clock } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
+import { META_PROTOCOL_VERSION } from '../protocol/eras.ts';
 import {
-  MODERN_VERSION,
-  LATEST_LEGACY_VERSION,
-  META_CLIENT_CAPABILITIES,
-  META_CLIENT_INFO,
-  META_PROTOCOL_VERSION,
-  type Era,
-} from '../protocol/eras.ts';
-import {
-  isPlainObject,
   isRequest,
   isResponse,
   metaOf,
   type JsonObject,
-  type JsonRpcId,
   type JsonRpcMessage,
   type JsonRpcNotification,
   type JsonRpcRequest,
@@ -29,18 +20,11 @@ import {
 } from '../protocol/jsonrpc.ts';
 import type { CallSink } from '../pipeline/call-context.ts';
 import type { InboundContext, UpstreamTransport } from './transport.ts';
-import { GATEWAY_INFO } from '../version.ts';
+import { modernMeta, performHandshake, type ServerFacts } from './handshake.ts';
+
+export type { ServerFacts };
 
 export type ConnectionState = 'idle' | 'connecting' | 'ready' | 'reconnecting' | 'closed';
-
-/** What the handshake learned about the server. */
-export interface ServerFacts {
-  era: Era;
-  protocolVersion: string;
-  serverInfo: JsonObject | undefined;
-  capabilities: JsonObject;
-  instructions: string | undefined;
-}
 
 export interface ConnectionOptions {
   target: string;
@@ -72,15 +56,6 @@ interface Pending {
   resolve(response: JsonRpcResponse): void;
   reject(error: Error): void;
 }
-
-/** The capabilities the gateway declares upstream: it relays these to its agents. */
-const GATEWAY_CLIENT_CAPABILITIES: JsonObject = {
-  sampling: {},
-  elicitation: { form: {}, url: {} },
-  roots: { listChanged: true },
-};
-
-const ERA_PROBE_TIMEOUT_MS = 3_000;
 
 export class UpstreamConnection {
   readonly target: string;
@@ -195,17 +170,16 @@ export class UpstreamConnection {
   }
 
   private async handshake(): Promise<void> {
-    const era = this.options.era;
-    if (era !== 'legacy') {
-      const modern = await this.probeModern(era === 'modern' ? this.options.connectTimeoutMs : ERA_PROBE_TIMEOUT_MS);
-      if (modern) {
-        this.factsValue = modern;
-        this.setState('ready');
-        return;
-      }
-      if (era === 'modern') throw new GatehouseError('UPSTREAM_PROTOCOL_ERROR', `upstream ${this.target} does not speak ${MODERN_VERSION}`);
-    }
-    this.factsValue = await this.initialize();
+    this.factsValue = await performHandshake(
+      {
+        target: this.target,
+        clock: this.options.clock,
+        transport: this.transport,
+        request: (method, params, signal) => this.send({ method, params, signal }),
+      },
+      this.options.era,
+      this.options.connectTimeoutMs,
+    );
     this.setState('ready');
   }
 
@@ -214,63 +188,6 @@ export class UpstreamConnection {
       await this.handshake();
     } catch (err) {
       this.options.onDiagnostic(`handshake after reconnect failed: ${(err as Error).message}`);
-    }
-  }
-
-  /** 2026-07-28 versioning: a `server/discover` result naming the modern version means modern. */
-  private async probeModern(timeoutMs: number): Promise<ServerFacts | undefined> {
-    const controller = new AbortController();
-    const timer = this.options.clock.setTimeout(() => controller.abort(new GatehouseError('UPSTREAM_TIMEOUT', 'era probe timed out')), timeoutMs);
-    try {
-      const response = await this.send({ method: 'server/discover', params: { _meta: modernMeta() }, signal: controller.signal });
-      if (!('result' in response)) return undefined;
-      const result = response.result;
-      const versions = result['supportedVersions'];
-      if (!Array.isArray(versions) || !versions.includes(MODERN_VERSION)) return undefined;
-      const meta = metaOf(result);
-      return {
-        era: 'modern',
-        protocolVersion: MODERN_VERSION,
-        serverInfo: isPlainObject(meta?.['io.modelcontextprotocol/serverInfo']) ? (meta['io.modelcontextprotocol/serverInfo'] as JsonObject) : undefined,
-        capabilities: isPlainObject(result['capabilities']) ? result['capabilities'] : {},
-        instructions: typeof result['instructions'] === 'string' ? result['instructions'] : undefined,
-      };
-    } catch {
-      // Any failure that is not a modern answer identifies a legacy server (versioning §compat).
-      return undefined;
-    } finally {
-      this.options.clock.clearTimeout(timer);
-    }
-  }
-
-  private async initialize(): Promise<ServerFacts> {
-    const controller = new AbortController();
-    const timer = this.options.clock.setTimeout(
-      () => controller.abort(new GatehouseError('UPSTREAM_TIMEOUT', `initialize of ${this.target} timed out`)),
-      this.options.connectTimeoutMs,
-    );
-    try {
-      const response = await this.send({
-        method: 'initialize',
-        params: { protocolVersion: LATEST_LEGACY_VERSION, capabilities: GATEWAY_CLIENT_CAPABILITIES, clientInfo: GATEWAY_INFO },
-        signal: controller.signal,
-      });
-      if (!('result' in response)) {
-        throw new GatehouseError('UPSTREAM_PROTOCOL_ERROR', `initialize of ${this.target} failed: ${response.error.message}`);
-      }
-      const result = response.result;
-      const version = typeof result['protocolVersion'] === 'string' ? result['protocolVersion'] : LATEST_LEGACY_VERSION;
-      this.transport.setProtocolVersion?.(version);
-      await this.transport.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
-      return {
-        era: 'legacy',
-        protocolVersion: version,
-        serverInfo: isPlainObject(result['serverInfo']) ? result['serverInfo'] : undefined,
-        capabilities: isPlainObject(result['capabilities']) ? result['capabilities'] : {},
-        instructions: typeof result['instructions'] === 'string' ? result['instructions'] : undefined,
-      };
-    } finally {
-      this.options.clock.clearTimeout(timer);
     }
   }
 
@@ -419,17 +336,8 @@ export class UpstreamConnection {
   }
 }
 
-function modernMeta(): JsonObject {
-  return {
-    [META_PROTOCOL_VERSION]: MODERN_VERSION,
-    [META_CLIENT_CAPABILITIES]: GATEWAY_CLIENT_CAPABILITIES,
-    [META_CLIENT_INFO]: GATEWAY_INFO,
-  };
-}
-
 function abortReason(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
   return reason instanceof Error ? reason : new GatehouseError('REQUEST_CANCELLED', 'request cancelled');
 }
 
-export type { JsonRpcId };

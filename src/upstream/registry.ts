@@ -254,4 +254,3 @@ function emptyListing(target: string): TargetListing {
   return { target, tools: [], prompts: [], resources: [], templates: [] };
 }
 
-export type { JsonObject };

@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock, type TimerHandle } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
-import { computeRestartDelay, createStdioTransport, type StdioTransportOptions } from './stdio-transport.ts';
+import { createStdioTransport, type StdioTransportOptions } from './stdio-transport.ts';
+import { computeRestartDelay } from './restart-backoff.ts';
 import type { TransportHandlers, UpstreamTransport } from './transport.ts';
 
 // Child scripts are plain CommonJS run with `node -e`, so every test is self-contained.

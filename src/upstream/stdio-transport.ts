@@ -19,8 +19,6 @@ import { GatehouseError } from '../protocol/errors.ts';
 import { parseJson, toMessage, type JsonRpcMessage } from '../protocol/jsonrpc.ts';
 import { LineSplitter } from './line-splitter.ts';
 import { computeRestartDelay, STABLE_UPTIME_MS, type StdioRestartPolicy } from './restart-backoff.ts';
-
-export { computeRestartDelay, STABLE_UPTIME_MS, type StdioRestartPolicy };
 import { callHandler, type TransportHandlers, type TransportStats, type UpstreamTransport } from './transport.ts';
 
 /** Options of `createStdioTransport`. */
