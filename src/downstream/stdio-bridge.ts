@@ -33,10 +33,17 @@ export async function startStdioBridge(options: BridgeOptions): Promise<BridgeHa
     resolveClosed = resolve;
   });
   const close = (): Promise<void> => {
-    closing ??= (async () => {
-      await Promise.allSettled([remote.close(), local.close()]);
+    if (closing !== undefined) return closing;
+    // Each transport's close() fires its onclose, which calls back into here: the promise
+    // must be in place before either close() runs, or the two recurse without end.
+    let done!: () => void;
+    closing = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    void Promise.allSettled([remote.close(), local.close()]).then(() => {
       resolveClosed();
-    })();
+      done();
+    });
     return closing;
   };
 
