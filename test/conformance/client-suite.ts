@@ -1,0 +1,119 @@
+// The official conformance suite in client mode against the gateway's UP side: for each
+// scenario the suite starts a mock MCP server and runs client-harness.ts with its URL, which
+// puts a gateway in front of it. Scenarios run one at a time (sse-retry measures timing, so it
+// must not share two cores with the others). The suite runs under the `node@22` package from
+// the npm registry; the harness runs on this machine's Node (process.execPath). Auth scenarios
+// are not run yet: the gateway has no upstream OAuth client.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { REPO_ROOT } from '../fixtures/fixture-process.ts';
+
+interface ClientRun {
+  scenario: string;
+  /** `--spec-version` for 0.2.x, which runs a scenario at one wire era; 0.1.x has only one. */
+  specVersion?: '2025-11-25' | '2026-07-28';
+}
+
+/** The four scored 2025-11-25 client scenarios that need no authorization. */
+const CORE = ['initialize', 'tools_call', 'elicitation-sep1034-client-defaults', 'sse-retry'];
+
+/** Scenarios per suite line, keyed by the version's `major.minor`. */
+const RUNS: Readonly<Record<string, readonly ClientRun[]>> = {
+  '0.1': CORE.map((scenario) => ({ scenario })),
+  '0.2': [
+    ...CORE.map((scenario) => ({ scenario, specVersion: '2025-11-25' as const })),
+    // Not scored for 2025-11-25 (added after release), but a gateway must pass schemas through untouched.
+    { scenario: 'json-schema-2020-12-preservation', specVersion: '2025-11-25' },
+    // The same mocks in the stateless 2026-07-28 era: the gateway's modern upstream path.
+    { scenario: 'tools_call', specVersion: '2026-07-28' },
+    { scenario: 'json-schema-2020-12-preservation', specVersion: '2026-07-28' },
+  ],
+};
+
+const HARNESS = path.join(REPO_ROOT, 'test/conformance/client-harness.ts');
+/** Per run: the first npx download of a package takes about 20 s, a scenario a few seconds. */
+const RUN_TIMEOUT_MS = 120_000;
+/** The suite's own bound on the harness process. */
+const CLIENT_TIMEOUT_MS = 30_000;
+const OUTPUT_KEEP_CHARS = 64 * 1024;
+
+function runsFor(pkg: string): readonly ClientRun[] {
+  const version = pkg.slice(pkg.lastIndexOf('@') + 1);
+  const line = /^(\d+\.\d+)\./.exec(version)?.[1];
+  return (line !== undefined ? RUNS[line] : undefined) ?? CORE.map((scenario) => ({ scenario }));
+}
+
+/** Run one scenario; resolves with the exit code (null on timeout) and the combined output. */
+function runOne(args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    // Its own process group, so a timeout kills npx, the suite and the harness under it together.
+    const child = spawn('npx', args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let output = '';
+    const keep = (chunk: Buffer): void => {
+      output = (output + chunk.toString('utf8')).slice(-OUTPUT_KEEP_CHARS);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    let timedOut = false;
+    // Bounded: a hung suite must not hang CI.
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL'); // the group is already gone; make sure npx is
+      }
+    }, RUN_TIMEOUT_MS);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: timedOut ? null : code, output });
+    });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: 1, output: `${output}\n${err.message}` });
+    });
+  });
+}
+
+/**
+ * The suite's own summary for one scenario: from its `Test Results:` line on (pass counts,
+ * failed and warning checks, overall verdict). Everything else, when that line is missing.
+ */
+function summaryOf(output: string): string {
+  const lines = output.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('npm warn'));
+  const start = lines.findIndex((line) => line.startsWith('Test Results:'));
+  return (start === -1 ? lines : lines.slice(start + 1)).join('\n');
+}
+
+/**
+ * Run the client scenarios that apply to `pkg` (an `@modelcontextprotocol/conformance@x`
+ * spec), writing results under `outDir`, and print the suite's summary for each. Returns how
+ * many runs failed (non-zero exit or timeout).
+ */
+export async function runClientScenarios(outDir: string, pkg: string): Promise<number> {
+  // The suite splits --command on spaces, so neither path may contain one.
+  if (/\s/.test(process.execPath) || /\s/.test(HARNESS)) throw new Error('node and the harness must live at paths without spaces');
+  const command = `${process.execPath} --import tsx ${HARNESS}`;
+  let failed = 0;
+  const checks = { passed: 0, failed: 0, warnings: 0 };
+  for (const run of runsFor(pkg)) {
+    const era = run.specVersion === undefined ? [] : ['--spec-version', run.specVersion];
+    process.stdout.write(`\n=== conformance client ${run.scenario}${run.specVersion ? ` (${run.specVersion})` : ''} with ${pkg}\n`);
+    const { code, output } = await runOne([
+      '-y', '-p', 'node@22', '-p', pkg, '--', 'conformance', 'client',
+      '--command', command, '--scenario', run.scenario, ...era, '--timeout', String(CLIENT_TIMEOUT_MS), '-o', outDir,
+    ]);
+    process.stdout.write(`${summaryOf(output)}\n`);
+    const counts = /Passed: (\d+)\/\d+, (\d+) failed, (\d+) warnings/.exec(output);
+    if (counts) {
+      checks.passed += Number(counts[1]);
+      checks.failed += Number(counts[2]);
+      checks.warnings += Number(counts[3]);
+    }
+    if (code === null) process.stdout.write(`timed out after ${RUN_TIMEOUT_MS} ms; killed\n`);
+    if (code !== 0) failed++;
+  }
+  // Summed from the per-scenario lines above, in the suite's own `Total:` format.
+  process.stdout.write(`\nclient scenarios with ${pkg}: Total: ${checks.passed} passed, ${checks.failed} failed, ${checks.warnings} warnings (${failed} of ${runsFor(pkg).length} runs failed; results in ${outDir})\n`);
+  return failed;
+}
