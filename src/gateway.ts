@@ -159,6 +159,9 @@ export class Gateway {
   private rebuildCatalog(kinds: ReadonlySet<'tools' | 'prompts' | 'resources'>): void {
     const before = this.catalogValue;
     this.catalogValue = buildCatalog(this.registry.listings(), this.snapshotValue.config);
+    for (const r of this.catalogValue.rejected) {
+      this.logger.warn({ kind: 'catalog', target: r.target, tool: r.name, reason: r.reason }, `tool ${r.name} of ${r.target} left out of the catalog: ${r.reason}`);
+    }
     const changed = (pick: (c: Catalog) => unknown[]): boolean => JSON.stringify(pick(before)) !== JSON.stringify(pick(this.catalogValue));
     if (kinds.has('tools') && changed((c) => [...c.all.toolDefinitions])) this.changes.publish({ kind: 'list_changed', list: 'tools' });
     if (kinds.has('prompts') && changed((c) => [...c.all.promptDefinitions])) this.changes.publish({ kind: 'list_changed', list: 'prompts' });

@@ -22,6 +22,15 @@ describe('catalog', () => {
     expect(catalog.all.toolByName.get('read_file')?.definition).toBe(listings[0]!.tools[1]);
   });
 
+  it('leaves out tools with invalid x-mcp-header annotations and says why, keeping the valid ones', () => {
+    const bad = { name: 'bad', description: 'b', inputSchema: { type: 'object', properties: { n: { type: 'number', 'x-mcp-header': 'N' } } } };
+    const good = { name: 'good', description: 'g', inputSchema: { type: 'object', properties: { r: { type: 'string', 'x-mcp-header': 'Region' } } } };
+    const catalog = buildCatalog([{ target: 'alpha', tools: [bad, good], prompts: [], resources: [], templates: [] }], config());
+    expect(catalog.all.tools.map((t) => t.exposedName)).toEqual(['good']);
+    expect(catalog.all.toolByName.get('good')?.paramHeaders).toEqual([{ name: 'Region', headerKey: 'mcp-param-region', path: ['r'], type: 'string' }]);
+    expect(catalog.rejected).toEqual([{ target: 'alpha', name: 'bad', reason: expect.stringMatching(/string, integer or boolean/) }]);
+  });
+
   it('honours prefix always and a custom separator', () => {
     const catalog = buildCatalog(listings, config({ aggregation: { prefix: 'always', separator: '.' } }));
     expect(catalog.all.tools.map((t) => t.exposedName)).toEqual(['alpha.search', 'alpha.read_file', 'beta.search', 'beta.write_file']);

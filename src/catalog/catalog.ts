@@ -6,6 +6,7 @@
 import type { GatehouseConfig } from '../config/schema.ts';
 import type { JsonObject } from '../protocol/jsonrpc.ts';
 import { exposedName, selectorMatches } from '../protocol/tool-names.ts';
+import { paramHeadersOf, type ParamHeader } from '../protocol/param-headers.ts';
 import { compileUriTemplate } from '../protocol/uri-template.ts';
 
 /** What discovery found on one target. */
@@ -24,6 +25,15 @@ export interface ExposedEntry {
   readonly upstreamName: string;
   /** The definition with `name` rewritten to the exposed name; everything else untouched. */
   readonly definition: JsonObject;
+  /** Tools: the `x-mcp-header` parameters, checked downstream and mirrored upstream. */
+  readonly paramHeaders: readonly ParamHeader[];
+}
+
+/** A definition the catalog left out, and why; logged on every rebuild. */
+export interface RejectedDefinition {
+  readonly target: string;
+  readonly name: string;
+  readonly reason: string;
 }
 
 export interface TemplateRoute {
@@ -54,9 +64,37 @@ export interface Catalog {
   readonly toolsets: ReadonlyMap<string, CatalogView>;
   /** Bumped on every rebuild; list cursors carry it so a stale cursor is detected. */
   readonly revision: number;
+  readonly rejected: readonly RejectedDefinition[];
 }
 
-function expose(listings: readonly TargetListing[], pick: (l: TargetListing) => readonly JsonObject[], config: GatehouseConfig): ExposedEntry[] {
+/**
+ * Tools whose `x-mcp-header` annotations break the rules are left out (streamable-http
+ * "Custom Headers": a client MUST exclude them), so one bad definition cannot make the
+ * aggregated list unusable for every agent.
+ */
+function validTools(listings: readonly TargetListing[], rejected: RejectedDefinition[]): { listings: TargetListing[]; headers: Map<JsonObject, readonly ParamHeader[]> } {
+  const headers = new Map<JsonObject, readonly ParamHeader[]>();
+  const kept = listings.map((listing) => {
+    const tools = listing.tools.filter((tool) => {
+      const parsed = paramHeadersOf(tool['inputSchema']);
+      if (parsed.ok) {
+        if (parsed.headers.length > 0) headers.set(tool, parsed.headers);
+        return true;
+      }
+      rejected.push({ target: listing.target, name: String(tool['name']), reason: parsed.reason });
+      return false;
+    });
+    return tools.length === listing.tools.length ? listing : { ...listing, tools };
+  });
+  return { listings: kept, headers };
+}
+
+function expose(
+  listings: readonly TargetListing[],
+  pick: (l: TargetListing) => readonly JsonObject[],
+  config: GatehouseConfig,
+  headers: ReadonlyMap<JsonObject, readonly ParamHeader[]> = new Map(),
+): ExposedEntry[] {
   const { prefix, separator } = config.aggregation;
   const owners = new Map<string, number>();
   for (const listing of listings) {
@@ -78,7 +116,13 @@ function expose(listings: readonly TargetListing[], pick: (l: TargetListing) => 
       // With prefixing off, the first target (in catalog order) wins a collision.
       if (taken.has(exposed)) continue;
       taken.add(exposed);
-      out.push({ exposedName: exposed, target: listing.target, upstreamName: name, definition: exposed === name ? def : { ...def, name: exposed } });
+      out.push({
+        exposedName: exposed,
+        target: listing.target,
+        upstreamName: name,
+        definition: exposed === name ? def : { ...def, name: exposed },
+        paramHeaders: headers.get(def) ?? [],
+      });
     }
   }
   return out;
@@ -124,8 +168,10 @@ function buildView(listings: readonly TargetListing[], tools: ExposedEntry[], pr
 let revisionCounter = 0;
 
 /** Build the catalog from discovery listings (in target order) and the config. */
-export function buildCatalog(listings: readonly TargetListing[], config: GatehouseConfig): Catalog {
-  const tools = expose(listings, (l) => l.tools, config);
+export function buildCatalog(discovered: readonly TargetListing[], config: GatehouseConfig): Catalog {
+  const rejected: RejectedDefinition[] = [];
+  const { listings, headers } = validTools(discovered, rejected);
+  const tools = expose(listings, (l) => l.tools, config, headers);
   const prompts = expose(listings, (l) => l.prompts, config);
   const all = buildView(listings, tools, prompts);
   const toolsets = new Map<string, CatalogView>();
@@ -137,7 +183,7 @@ export function buildCatalog(listings: readonly TargetListing[], config: Gatehou
     const scoped = listings.filter((l) => targets.has(l.target));
     toolsets.set(name, buildView(scoped, selected, prompts.filter((e) => targets.has(e.target))));
   }
-  return { all, toolsets, revision: ++revisionCounter };
+  return { all, toolsets, revision: ++revisionCounter, rejected };
 }
 
 /** The target that owns a resource URI in a view: an exact resource first, then a template. */

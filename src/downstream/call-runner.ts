@@ -28,6 +28,8 @@ export interface CallRunnerDeps {
 export interface RunOptions {
   bytesIn: number;
   transport: string;
+  /** 2026-07-28 HTTP requests: their headers (see CallContext.httpHeaders). */
+  httpHeaders?: CallContext['httpHeaders'];
 }
 
 export class CallRunner {
@@ -61,6 +63,7 @@ export class CallRunner {
       signal: controller.signal,
       sink: this.sinkFor(session, channel),
       clock: this.deps.clock,
+      httpHeaders: options.httpHeaders,
     };
     try {
       const response = await snapshot.pipeline.run(ctx);

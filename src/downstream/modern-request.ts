@@ -14,7 +14,7 @@ import {
   SUPPORTED_VERSIONS,
 } from '../protocol/eras.ts';
 import { isPlainObject, metaOf, type JsonObject, type JsonRpcRequest } from '../protocol/jsonrpc.ts';
-import { decodeHeaderValue, mcpNameField } from '../protocol/mcp-headers.ts';
+import { decodeHeaderValueStrict, mcpNameField } from '../protocol/mcp-headers.ts';
 import { LOG_LEVELS, type LogLevel } from './session.ts';
 
 /** The per-request facts a modern request declares. */
@@ -96,7 +96,7 @@ export function validateModernRequest(headers: IncomingHttpHeaders, request: Jso
     const raw = header(headers, 'mcp-name');
     if (raw === undefined) throw new GatehouseError('HEADER_MISMATCH', 'Mcp-Name header is required', { id });
     const bodyName = request.params?.[nameField];
-    if (decodeHeaderValue(raw) !== bodyName) {
+    if (decodeHeaderValueStrict(raw) !== bodyName) {
       throw new GatehouseError('HEADER_MISMATCH', `Mcp-Name header does not match params.${nameField}`, { id });
     }
   }

@@ -213,7 +213,7 @@ export class StreamableHttpEndpoint {
     };
     res.on('close', onClose);
     try {
-      const { response, record } = await this.deps.runner.run(session, request, answer, { bytesIn, transport: TRANSPORT });
+      const { response, record } = await this.deps.runner.run(session, request, answer, { bytesIn, transport: TRANSPORT, httpHeaders: req.headers });
       const shaped = response && 'result' in response ? { ...response, result: shapeModernResult(request.method, response.result) } : response;
       this.deps.runner.finish(record, answer.finish(shaped, shaped && 'error' in shaped ? modernErrorStatus(shaped) : 200));
     } finally {
@@ -262,11 +262,18 @@ export class StreamableHttpEndpoint {
   }
 }
 
-/** Gateway-raised errors carry the spec's status for modern requests (404 unknown method, 400 …). */
-function modernErrorStatus(response: { error: { data?: unknown } }): number {
+/**
+ * The HTTP status of a modern error response (2026-07-28 streamable-http, basic/index). The
+ * protocol-level codes carry their status whoever raised them, so an upstream's -32021 or
+ * -32020 keeps its 400 through the gateway; the gateway's own invalid-params rejections
+ * (malformed `_meta`) are 400 too. Errors about the call itself (an unknown tool, an
+ * upstream's -32602) stay in-band with 200.
+ */
+function modernErrorStatus(response: { error: { code: number; data?: unknown } }): number {
+  const { code } = response.error;
+  if (code === -32601) return 404;
+  if (code === -32020 || code === -32021 || code === -32022) return 400;
   const type = (response.error.data as { type?: unknown } | undefined)?.type;
-  if (type === 'method_not_found') return 404;
-  if (type === 'invalid_params' || type === 'unsupported_protocol_version' || type === 'header_mismatch' || type === 'missing_client_capability') return 400;
-  return 200;
+  return type === 'invalid_params' ? 400 : 200;
 }
 

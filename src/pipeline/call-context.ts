@@ -31,4 +31,9 @@ export interface CallContext {
   readonly signal: AbortSignal;
   readonly sink: CallSink;
   readonly clock: Clock;
+  /**
+   * 2026-07-28 HTTP requests: the request's headers, lower-cased, for the checks that need
+   * the catalog (`Mcp-Param-*` against the tool's `x-mcp-header` parameters).
+   */
+  readonly httpHeaders?: Readonly<Record<string, string | string[] | undefined>> | undefined;
 }

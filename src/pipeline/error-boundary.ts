@@ -25,7 +25,7 @@ export function errorBoundaryStage(): Stage {
         ctx.record.outcome = error.code === 'REQUEST_CANCELLED' ? 'cancelled' : 'error';
         ctx.record.errorType = error.spec.type;
         ctx.record.correlationId = error.correlationId;
-        return { jsonrpc: '2.0', id: ctx.request.id, error: error.toRpcError() };
+        return { jsonrpc: '2.0', id: ctx.request.id, error: error.toRpcError(ctx.session.era) };
       }
     },
   };

@@ -16,6 +16,7 @@ export function missingCapability(method: string, capabilities: JsonObject): Gat
   const capability = REQUIRED_CAPABILITY[method];
   if (capability === undefined || isPlainObject(capabilities[capability])) return undefined;
   return new GatehouseError('MISSING_CLIENT_CAPABILITY', `the agent did not declare the ${capability} capability`, {
-    data: { requiredCapabilities: [capability] },
+    // basic/index: `requiredCapabilities` is a ClientCapabilities object, not a list of names.
+    data: { requiredCapabilities: { [capability]: {} } },
   });
 }

@@ -27,4 +27,11 @@ describe('error table', () => {
     expect(toGatehouseError(error)).toBe(error);
     expect(error.toRpcError()).toEqual({ code: -32022, message: 'nope', data: { type: 'unsupported_protocol_version', supported: ['2026-07-28'] } });
   });
+
+  it('answers a missing resource with the code of the agent\'s era (SEP-2164 moved it)', () => {
+    const error = new GatehouseError('RESOURCE_NOT_FOUND', 'Resource not found: x://y');
+    expect(error.toRpcError('legacy').code).toBe(-32002);
+    expect(error.toRpcError('modern').code).toBe(-32602);
+    expect(new GatehouseError('TOOL_NOT_FOUND', 't').toRpcError('modern').code).toBe(-32602);
+  });
 });

@@ -8,6 +8,8 @@ import { randomUUID } from 'node:crypto';
 interface ErrorSpec {
   /** JSON-RPC error code sent in per-call failures. */
   rpc: number;
+  /** The code for 2026-07-28 agents, where that revision moved it. */
+  modernRpc?: number;
   /** HTTP status when the failure answers at the HTTP level (or for the POST that carried it). */
   http: number;
   /** Whether the failure is answered as bare HTTP rather than as a JSON-RPC error. */
@@ -29,11 +31,12 @@ export const ERROR_TABLE = {
   ARGUMENTS_TOO_DEEP: { rpc: -32600, http: 400, httpLevel: false, type: 'arguments_too_deep', exposeMessage: true, publicMessage: 'Message nesting too deep' },
   TOOL_NOT_FOUND: { rpc: -32602, http: 200, httpLevel: false, type: 'tool_not_found', exposeMessage: true, publicMessage: 'Unknown tool' },
   PROMPT_NOT_FOUND: { rpc: -32602, http: 200, httpLevel: false, type: 'prompt_not_found', exposeMessage: true, publicMessage: 'Unknown prompt' },
-  RESOURCE_NOT_FOUND: { rpc: -32002, http: 200, httpLevel: false, type: 'resource_not_found', exposeMessage: true, publicMessage: 'Resource not found' },
+  TASK_NOT_FOUND: { rpc: -32602, http: 200, httpLevel: false, type: 'task_not_found', exposeMessage: true, publicMessage: 'Unknown task' },
+  RESOURCE_NOT_FOUND: { rpc: -32002, modernRpc: -32602, http: 200, httpLevel: false, type: 'resource_not_found', exposeMessage: true, publicMessage: 'Resource not found' },
   HEADER_MISMATCH: { rpc: -32020, http: 400, httpLevel: false, type: 'header_mismatch', exposeMessage: true, publicMessage: 'Header mismatch' },
   MISSING_CLIENT_CAPABILITY: { rpc: -32021, http: 400, httpLevel: false, type: 'missing_client_capability', exposeMessage: true, publicMessage: 'Missing required client capability' },
   UNSUPPORTED_PROTOCOL_VERSION: { rpc: -32022, http: 400, httpLevel: false, type: 'unsupported_protocol_version', exposeMessage: true, publicMessage: 'Unsupported protocol version' },
-  INVALID_INPUT_RESPONSE: { rpc: -32602, http: 400, httpLevel: false, type: 'invalid_input_response', exposeMessage: true, publicMessage: 'The requestState is unknown, expired or belongs to another request' },
+  INVALID_INPUT_RESPONSE: { rpc: -32602, http: 200, httpLevel: false, type: 'invalid_input_response', exposeMessage: true, publicMessage: 'The requestState is unknown, expired or belongs to another request' },
   SESSION_REQUIRED: { rpc: -32600, http: 400, httpLevel: true, type: 'session_required', exposeMessage: true, publicMessage: 'Mcp-Session-Id header is required' },
   SESSION_NOT_FOUND: { rpc: -32001, http: 404, httpLevel: true, type: 'session_not_found', exposeMessage: true, publicMessage: 'Session not found' },
   BODY_TOO_LARGE: { rpc: -32600, http: 413, httpLevel: true, type: 'body_too_large', exposeMessage: true, publicMessage: 'Request body too large' },
@@ -82,12 +85,13 @@ export class GatehouseError extends Error {
     return ERROR_TABLE[this.code];
   }
 
-  /** The JSON-RPC error object an agent sees. Never carries a stack or a cause. */
-  toRpcError(): { code: number; message: string; data: Record<string, unknown> } {
-    const spec = this.spec;
+  /** The JSON-RPC error object an agent of `era` sees. Never carries a stack or a cause. */
+  toRpcError(era: 'modern' | 'legacy' = 'legacy'): { code: number; message: string; data: Record<string, unknown> } {
+    const spec: ErrorSpec = this.spec;
     const data: Record<string, unknown> = { type: spec.type, ...this.details.data };
     if (this.correlationId) data['correlationId'] = this.correlationId;
-    return { code: spec.rpc, message: spec.exposeMessage ? this.message : spec.publicMessage, data };
+    const code = era === 'modern' && spec.modernRpc !== undefined ? spec.modernRpc : spec.rpc;
+    return { code, message: spec.exposeMessage ? this.message : spec.publicMessage, data };
   }
 }
 

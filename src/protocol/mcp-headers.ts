@@ -9,10 +9,24 @@ import { metaOf, type JsonRpcMessage } from './jsonrpc.ts';
 const SENTINEL_PREFIX = '=?base64?';
 const SENTINEL_SUFFIX = '?=';
 
-/** The params field `Mcp-Name` mirrors for a method, if it has one. */
-export function mcpNameField(method: string): 'name' | 'uri' | undefined {
-  if (method === 'resources/read') return 'uri';
-  return method === 'tools/call' || method === 'prompts/get' ? 'name' : undefined;
+/**
+ * The params field `Mcp-Name` mirrors for a method, if it has one. The tasks extension
+ * (SEP-2663 "Routing Headers") adds `taskId` for its three methods.
+ */
+export function mcpNameField(method: string): 'name' | 'uri' | 'taskId' | undefined {
+  switch (method) {
+    case 'tools/call':
+    case 'prompts/get':
+      return 'name';
+    case 'resources/read':
+      return 'uri';
+    case 'tasks/get':
+    case 'tasks/update':
+    case 'tasks/cancel':
+      return 'taskId';
+    default:
+      return undefined;
+  }
 }
 
 /** The value mirrored into `Mcp-Name`: the tool or prompt name, or the resource URI. */
@@ -49,8 +63,26 @@ export function encodeHeaderValue(value: string): string {
   return `${SENTINEL_PREFIX}${Buffer.from(value, 'utf8').toString('base64')}${SENTINEL_SUFFIX}`;
 }
 
-/** Decode the sentinel form; a plain value is returned as it is. */
-export function decodeHeaderValue(value: string): string {
+/** RFC 9110 field-value characters: visible ASCII, space and horizontal tab. */
+export function isHeaderFieldValue(value: string): boolean {
+  return /^[\x20-\x7e\t]*$/.test(value);
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Decode the sentinel form strictly, for validation: padding, alphabet and UTF-8 must all be
+ * right ("Servers MUST reject ... invalid Base64"). Undefined when they are not; a plain
+ * value is returned as it is.
+ */
+export function decodeHeaderValueStrict(value: string): string | undefined {
   if (!looksEncoded(value)) return value;
-  return Buffer.from(value.slice(SENTINEL_PREFIX.length, -SENTINEL_SUFFIX.length), 'base64').toString('utf8');
+  const body = value.slice(SENTINEL_PREFIX.length, -SENTINEL_SUFFIX.length);
+  if (!BASE64.test(body)) return undefined;
+  try {
+    return UTF8.decode(Buffer.from(body, 'base64'));
+  } catch {
+    return undefined;
+  }
 }

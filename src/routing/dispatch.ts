@@ -12,6 +12,8 @@ import { resourceTarget, type Catalog, type CatalogView } from '../catalog/catal
 import { LOG_LEVELS, type LogLevel } from '../downstream/session.ts';
 import type { UpstreamConnection } from '../upstream/connection.ts';
 import { forward, type ForwardDeps } from './forward.ts';
+import { paramHeaderMismatch, paramHeaderValues } from '../protocol/param-headers.ts';
+import { offersTasks, routeTaskRequest, TASKS_EXTENSION } from './tasks.ts';
 import { LIST_METHODS, listPage } from './list-methods.ts';
 import type { SubscriptionIndex } from './subscriptions.ts';
 
@@ -25,16 +27,29 @@ export interface DispatchDeps extends ForwardDeps {
 
 type Handler = (ctx: CallContext, view: CatalogView, deps: DispatchDeps) => Promise<JsonRpcResponse>;
 
-/** The capabilities the gateway advertises downstream: what its endpoint can route. */
-export function gatewayCapabilities(_view: CatalogView): JsonObject {
-  return {
+/**
+ * The capabilities the gateway advertises downstream: what its endpoint can route. The tasks
+ * extension only when a target in the view offers it, and only to modern agents: the gateway
+ * creates no tasks itself, it routes the upstreams' ones.
+ */
+export function gatewayCapabilities(ctx: CallContext, view: CatalogView, deps: DispatchDeps): JsonObject {
+  const capabilities: JsonObject = {
     tools: { listChanged: true },
     prompts: { listChanged: true },
     resources: { subscribe: true, listChanged: true },
     logging: {},
     completions: {},
   };
+  if (ctx.session.era === 'modern' && view.targets.some((t) => offersTasks(deps.registry.facts(t)))) {
+    capabilities['extensions'] = { [TASKS_EXTENSION]: {} };
+  }
+  return capabilities;
 }
+
+const taskHandler: Handler = async (ctx, view, deps) => {
+  const { target, params } = routeTaskRequest(ctx, view, (t) => deps.registry.facts(t));
+  return forward(ctx, deps, target, ctx.request.method, params);
+};
 
 const ok = (ctx: CallContext, result: JsonObject): JsonRpcResponse => ({ jsonrpc: '2.0', id: ctx.request.id, result });
 
@@ -53,7 +68,7 @@ const handlers: Record<string, Handler> = {
   initialize: async (ctx, view, deps) =>
     ok(ctx, {
       protocolVersion: ctx.session.protocolVersion,
-      capabilities: gatewayCapabilities(view),
+      capabilities: gatewayCapabilities(ctx, view, deps),
       serverInfo: GATEWAY_INFO,
       ...(deps.instructions ? { instructions: deps.instructions } : {}),
     }),
@@ -61,7 +76,7 @@ const handlers: Record<string, Handler> = {
   'server/discover': async (ctx, view, deps) =>
     ok(ctx, {
       supportedVersions: [MODERN_VERSION, ...LEGACY_VERSIONS],
-      capabilities: gatewayCapabilities(view),
+      capabilities: gatewayCapabilities(ctx, view, deps),
       ...(deps.instructions ? { instructions: deps.instructions } : {}),
       _meta: { [META_SERVER_INFO]: GATEWAY_INFO },
       ttlMs: deps.listTtlMs,
@@ -75,7 +90,13 @@ const handlers: Record<string, Handler> = {
     // A tool outside this endpoint's view answers exactly like one that does not exist.
     if (entry === undefined) throw new GatehouseError('TOOL_NOT_FOUND', `Unknown tool: ${name}`, { id: ctx.request.id });
     const params = entry.upstreamName === name ? ctx.request.params : { ...ctx.request.params, name: entry.upstreamName };
-    return forward(ctx, deps, entry.target, 'tools/call', params);
+    if (entry.paramHeaders.length === 0) return forward(ctx, deps, entry.target, 'tools/call', params);
+    const args = ctx.request.params?.['arguments'];
+    // The gateway reads the body, so it must hold agents to the headers they sent; upstream it
+    // writes them afresh from the body it forwards (streamable-http "Custom Headers").
+    const mismatch = ctx.httpHeaders === undefined ? undefined : paramHeaderMismatch(entry.paramHeaders, args, ctx.httpHeaders);
+    if (mismatch !== undefined) throw new GatehouseError('HEADER_MISMATCH', mismatch, { id: ctx.request.id });
+    return forward(ctx, deps, entry.target, 'tools/call', params, paramHeaderValues(entry.paramHeaders, args));
   },
 
   'prompts/get': async (ctx, view, deps) => {
@@ -137,6 +158,10 @@ const handlers: Record<string, Handler> = {
     }
     throw new GatehouseError('INVALID_PARAMS', 'params.ref must be a ref/prompt or ref/resource', { id: ctx.request.id });
   },
+
+  'tasks/get': taskHandler,
+  'tasks/update': taskHandler,
+  'tasks/cancel': taskHandler,
 
   'logging/setLevel': async (ctx, _view, deps) => {
     const level = stringParam(ctx, 'level') as LogLevel;

@@ -7,9 +7,12 @@ import { GatehouseError } from '../protocol/errors.ts';
 import type { JsonObject, JsonRpcResponse } from '../protocol/jsonrpc.ts';
 import type { CallContext } from '../pipeline/call-context.ts';
 import type { UpstreamRegistry } from '../upstream/registry.ts';
-import { stripModernMeta } from '../protocol/eras.ts';
+import { META_PROTOCOL_VERSION, stripModernMeta } from '../protocol/eras.ts';
+import { modernMeta } from '../upstream/handshake.ts';
+import { fulfilForLegacySession } from './input-fulfilment.ts';
 import { metaOf } from '../protocol/jsonrpc.ts';
 import type { InputRequiredBroker } from './input-required.ts';
+import { exposeTaskIds } from './tasks.ts';
 
 export interface ForwardDeps {
   registry: UpstreamRegistry;
@@ -19,14 +22,29 @@ export interface ForwardDeps {
   timeoutMs(target: string): number;
 }
 
-/** Forward `method` with `params` to `target` on behalf of the call in `ctx`. */
-export async function forward(ctx: CallContext, deps: ForwardDeps, target: string, method: string, params: JsonObject | undefined): Promise<JsonRpcResponse> {
+/**
+ * Forward `method` with `params` to `target` on behalf of the call in `ctx`. `headers` are
+ * extra upstream HTTP headers derived from the body (`Mcp-Param-*`).
+ */
+export async function forward(
+  ctx: CallContext,
+  deps: ForwardDeps,
+  target: string,
+  method: string,
+  params: JsonObject | undefined,
+  headers?: Readonly<Record<string, string>>,
+): Promise<JsonRpcResponse> {
   const connection = await deps.registry.connectionFor(target, ctx.session);
   ctx.record.target = target;
   ctx.record.upstreamTransport = connection.transportKind;
   let outbound = params;
   // A legacy upstream negotiated its version once; the modern per-request keys would
   // contradict that session, so they stay at the gateway.
+  if (connection.facts?.era === 'modern' && ctx.session.era === 'legacy' && metaOf(params)?.[META_PROTOCOL_VERSION] === undefined) {
+    // Per-request metadata on behalf of a 2025-era session: its own capabilities, so the
+    // upstream asks only for input this agent can give (basic/index "client capabilities").
+    outbound = { ...params, _meta: { ...metaOf(params), ...modernMeta(ctx.session.clientCapabilities, ctx.session.clientInfo) } };
+  }
   if (connection.facts?.era === 'legacy') {
     const meta = metaOf(params);
     if (meta !== undefined) {
@@ -47,7 +65,7 @@ export async function forward(ctx: CallContext, deps: ForwardDeps, target: strin
     const name = params?.['name'] ?? params?.['uri'];
     const binding = `${method}\u0000${typeof name === 'string' ? name : ''}`;
     return deps.inputs.run(ctx, binding, timeoutMs, (exchange) =>
-      connection.request({ method, params: outbound === undefined ? undefined : clean, sink: exchange.sink, signal: exchange.controller.signal }),
+      connection.request({ method, params: outbound === undefined ? undefined : clean, sink: exchange.sink, signal: exchange.controller.signal, headers }),
     );
   }
   const attempt = new AbortController();
@@ -59,10 +77,16 @@ export async function forward(ctx: CallContext, deps: ForwardDeps, target: strin
     timeoutMs,
   );
   try {
-    const response = await connection.request({ method, params: outbound, sink: ctx.sink, signal: attempt.signal });
-    return 'result' in response
-      ? { jsonrpc: '2.0', id: ctx.request.id, result: response.result }
-      : { jsonrpc: '2.0', id: ctx.request.id, error: response.error };
+    const send = (p: JsonObject | undefined): Promise<JsonRpcResponse> => connection.request({ method, params: p, sink: ctx.sink, signal: attempt.signal, headers });
+    let response = await send(outbound);
+    if (ctx.session.era === 'legacy' && connection.facts?.era === 'modern') {
+      // A modern upstream asks for input in its result; this agent expects to be asked.
+      response = await fulfilForLegacySession(ctx, response, (extra) => send({ ...outbound, ...extra }), attempt.signal);
+    }
+    if (!('result' in response)) return { jsonrpc: '2.0', id: ctx.request.id, error: response.error };
+    const answer: JsonRpcResponse = { jsonrpc: '2.0', id: ctx.request.id, result: response.result };
+    // A task handle (a CreateTaskResult, or a tasks/* result) must name its owner for later polls.
+    return response.result['resultType'] === 'task' || method.startsWith('tasks/') ? exposeTaskIds(answer, target) : answer;
   } finally {
     ctx.clock.clearTimeout(timer);
     ctx.signal.removeEventListener('abort', onCallAbort);

@@ -46,6 +46,13 @@ export interface OutboundRequest {
   sink?: CallSink | undefined;
   /** Abort sends `notifications/cancelled` upstream and rejects with `signal.reason`. */
   signal?: AbortSignal | undefined;
+  /** Extra transport headers for this request (see SendOptions.headers). */
+  headers?: Readonly<Record<string, string>> | undefined;
+  /**
+   * A long-lived `subscriptions/listen` request rather than a call: it never counts as the
+   * one call in flight, so it cannot capture another call's unattributed traffic.
+   */
+  subscription?: boolean | undefined;
 }
 
 interface Pending {
@@ -53,6 +60,7 @@ interface Pending {
   readonly sink: CallSink | undefined;
   readonly progressToken: string | number | undefined;
   readonly upstreamToken: string | undefined;
+  readonly subscription: boolean;
   resolve(response: JsonRpcResponse): void;
   reject(error: Error): void;
 }
@@ -224,6 +232,7 @@ export class UpstreamConnection {
         sink: req.sink,
         progressToken,
         upstreamToken,
+        subscription: req.subscription === true,
         resolve: (response) => {
           signal?.removeEventListener('abort', onAbort);
           resolve(response);
@@ -236,7 +245,7 @@ export class UpstreamConnection {
       this.pending.set(id, entry);
       if (upstreamToken !== undefined) this.byProgressToken.set(upstreamToken, entry);
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.transport.send(message, signal ? { signal } : undefined).catch((err: unknown) => {
+      this.transport.send(message, signal || req.headers ? { signal, headers: req.headers } : undefined).catch((err: unknown) => {
         if (!this.pending.has(id)) return;
         this.forget(entry);
         entry.reject(err instanceof GatehouseError ? err : new GatehouseError('UPSTREAM_UNAVAILABLE', `send to ${this.target} failed`, { cause: err }));
@@ -284,11 +293,13 @@ export class UpstreamConnection {
     }
     // Transports that cannot tell (stdio, standalone streams): attribute only when exactly one
     // call is in flight. Anything else could hand one agent's traffic to another.
-    if (this.pending.size === 1) {
-      const only = this.pending.values().next().value;
-      return only?.sink ? only : undefined;
+    let only: Pending | undefined;
+    for (const entry of this.pending.values()) {
+      if (entry.subscription) continue;
+      if (only !== undefined) return undefined;
+      only = entry;
     }
-    return undefined;
+    return only?.sink ? only : undefined;
   }
 
   private routeNotification(message: JsonRpcNotification, context: InboundContext): void {

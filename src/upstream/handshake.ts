@@ -46,12 +46,15 @@ export const GATEWAY_CLIENT_CAPABILITIES: JsonObject = {
 /** A silent legacy server must not hold up every connect for long. */
 const ERA_PROBE_TIMEOUT_MS = 3_000;
 
-/** The per-request `_meta` a modern request from the gateway carries. */
-export function modernMeta(): JsonObject {
+/**
+ * The per-request `_meta` a modern request from the gateway carries: the gateway's own
+ * identity for its discovery and list calls, or a 2025-era agent's when it calls through.
+ */
+export function modernMeta(capabilities: JsonObject = GATEWAY_CLIENT_CAPABILITIES, clientInfo: JsonObject = GATEWAY_INFO): JsonObject {
   return {
     [META_PROTOCOL_VERSION]: MODERN_VERSION,
-    [META_CLIENT_CAPABILITIES]: GATEWAY_CLIENT_CAPABILITIES,
-    [META_CLIENT_INFO]: GATEWAY_INFO,
+    [META_CLIENT_CAPABILITIES]: capabilities,
+    [META_CLIENT_INFO]: clientInfo,
   };
 }
 

@@ -13,6 +13,7 @@ import type { DownstreamSession } from '../downstream/session.ts';
 import { UpstreamConnection, type ConnectionState, type ServerFacts } from './connection.ts';
 import { createTransport } from './transports.ts';
 import { listAll } from './discovery.ts';
+import { ChangeListener } from './change-listener.ts';
 
 export interface TargetHealth {
   name: string;
@@ -48,6 +49,8 @@ interface TargetEntry {
   failed: boolean;
   /** Discovery generation: a slow, stale discovery must not overwrite a newer one. */
   generation: number;
+  /** Modern targets: the subscription stream that tells of list changes. */
+  listener: ChangeListener | undefined;
 }
 
 export class UpstreamRegistry {
@@ -69,13 +72,14 @@ export class UpstreamRegistry {
       const next = config.targets[name];
       if (next === undefined || !isDeepStrictEqual(next, entry.config)) {
         this.targets.delete(name);
+        entry.listener?.stop();
         if (entry.connection) stops.push(entry.connection.close());
       }
     }
     const starts: Promise<void>[] = [];
     for (const [name, target] of Object.entries(config.targets)) {
       if (this.targets.has(name)) continue;
-      const entry: TargetEntry = { config: target, connection: undefined, listing: emptyListing(name), lastError: undefined, failed: false, generation: 0 };
+      const entry: TargetEntry = { config: target, connection: undefined, listing: emptyListing(name), lastError: undefined, failed: false, generation: 0, listener: undefined };
       this.targets.set(name, entry);
       if (target.enabled) starts.push(this.startTarget(name, entry));
     }
@@ -129,7 +133,10 @@ export class UpstreamRegistry {
   async close(): Promise<void> {
     this.closed = true;
     const all: Promise<void>[] = [];
-    for (const entry of this.targets.values()) if (entry.connection) all.push(entry.connection.close());
+    for (const entry of this.targets.values()) {
+      entry.listener?.stop();
+      if (entry.connection) all.push(entry.connection.close());
+    }
     for (const conns of this.perSession.values()) for (const c of conns.values()) all.push(c.then((x) => x.close(), () => undefined));
     this.targets.clear();
     this.perSession.clear();
@@ -157,7 +164,10 @@ export class UpstreamRegistry {
       name,
       entry.config,
       (message) => this.onSharedNotification(name, entry, message),
-      () => void this.discover(name, entry, new Set(['tools', 'prompts', 'resources'])),
+      (facts) => {
+        this.listen(name, entry, facts);
+        void this.discover(name, entry, new Set(['tools', 'prompts', 'resources']));
+      },
     );
     entry.connection = connection;
     try {
@@ -170,6 +180,15 @@ export class UpstreamRegistry {
       entry.connection = undefined;
       this.events.onTargetLog(name, 'warn', `target failed to start: ${entry.lastError}`);
     }
+  }
+
+  /** (Re)open the change stream of a modern target after each handshake. */
+  private listen(name: string, entry: TargetEntry, facts: ServerFacts | undefined): void {
+    entry.listener?.stop();
+    entry.listener = undefined;
+    if (entry.connection === undefined || facts?.era !== 'modern' || this.closed) return;
+    entry.listener = new ChangeListener(entry.connection, this.clock, (line) => this.events.onTargetLog(name, 'info', line));
+    entry.listener.start(facts.capabilities);
   }
 
   private onSharedNotification(name: string, entry: TargetEntry, message: JsonRpcNotification): void {

@@ -108,7 +108,7 @@ class StreamableHttpTransport implements UpstreamTransport {
     return new Promise<void>((resolve, reject) => {
       // The exchange may outlive send(): a request stream is read to its end after the response
       // resolved it, so the connection returns to the pool cleanly.
-      this.exchange(message, exchange, resolve)
+      this.exchange(message, exchange, resolve, options.headers)
         .then(resolve, (err: unknown) => reject(this.failure(err, options.signal)))
         .finally(unlink);
     });
@@ -148,12 +148,12 @@ class StreamableHttpTransport implements UpstreamTransport {
 
   // ---- one POST exchange ----
 
-  private async exchange(message: JsonRpcMessage, exchange: AbortController, answered: () => void): Promise<void> {
+  private async exchange(message: JsonRpcMessage, exchange: AbortController, answered: () => void, extra?: Readonly<Record<string, string>>): Promise<void> {
     const modern = modernVersionOf(message);
     const initialize = isRequest(message) && message.method === 'initialize';
     // A new initialize starts a new session: it must not carry the old id (2025-11-25 "Session Management" 4).
     const session = modern === undefined && !initialize ? this.sessionId : undefined;
-    const headers = modern === undefined ? this.legacyHeaders(session, !initialize) : this.modernHeaders(message, modern);
+    const headers = modern === undefined ? this.legacyHeaders(session, !initialize) : this.modernHeaders(message, modern, extra);
     headers['content-type'] = 'application/json';
     headers['accept'] = 'application/json, text/event-stream';
     const body = JSON.stringify(message);
@@ -356,8 +356,9 @@ class StreamableHttpTransport implements UpstreamTransport {
   }
 
   /** 2026-07-28 "Request Metadata": the body's version, method and name mirrored into headers. */
-  private modernHeaders(message: JsonRpcMessage, version: string): Record<string, string> {
+  private modernHeaders(message: JsonRpcMessage, version: string, extra: Readonly<Record<string, string>> | undefined): Record<string, string> {
     const headers = { ...this.baseHeaders };
+    if (extra !== undefined) for (const [name, value] of Object.entries(extra)) headers[name.toLowerCase()] = value;
     // Unrepresentable values are left out rather than mangled: the server then rejects the
     // request with HeaderMismatch, which reaches the caller as a JSON-RPC error.
     if (isPlainHeaderValue(version)) headers['mcp-protocol-version'] = version;

@@ -24,6 +24,12 @@ export interface SendOptions {
    * the upstream request id the server's original request arrived under.
    */
   relatedRequestId?: JsonRpcId;
+  /**
+   * HTTP transports, 2026-07-28 requests: extra headers derived from the body that the
+   * transport cannot know on its own (`Mcp-Param-*` from the tool's `x-mcp-header`
+   * parameters). Other transports ignore them.
+   */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** Counters a transport keeps for health and telemetry. */
