@@ -36,7 +36,7 @@ export class Gateway {
   private readonly clock: Clock;
   private readonly logger: GatewayLogger;
   private readonly registry: UpstreamRegistry;
-  private readonly subscriptions = new SubscriptionIndex();
+  private readonly subscriptions = new SubscriptionIndex((target, uri) => this.registry.unsubscribe(target, uri));
   private readonly changes = new ChangeBus();
   private readonly inputs: InputRequiredBroker;
   private readonly sessions: SessionStore;

@@ -6,6 +6,12 @@ import type { DownstreamSession } from '../downstream/session.ts';
 
 export class SubscriptionIndex {
   private readonly byKey = new Map<string, Set<DownstreamSession>>();
+  /** Called when the last subscriber of a URI went away with its session: unsubscribe upstream. */
+  private readonly onAbandoned: (target: string, uri: string) => void;
+
+  constructor(onAbandoned: (target: string, uri: string) => void = () => undefined) {
+    this.onAbandoned = onAbandoned;
+  }
 
   private static key(target: string, uri: string): string {
     return `${target}\u0000${uri}`;
@@ -23,7 +29,10 @@ export class SubscriptionIndex {
     if (!set.has(session)) {
       set.add(session);
       session.subscriptions.add(uri);
-      session.onClose(() => this.remove(target, uri, session));
+      // A session that ends without unsubscribing must not leave the upstream subscribed.
+      session.onClose(() => {
+        if (this.remove(target, uri, session)) this.onAbandoned(target, uri);
+      });
     }
     return first;
   }

@@ -125,6 +125,20 @@ export class UpstreamRegistry {
     return entry.connection;
   }
 
+  /**
+   * Drop the shared connection's subscription to a URI nobody watches any more. Best effort:
+   * a target that is gone or down has no subscription left to drop.
+   */
+  unsubscribe(target: string, uri: string): void {
+    const entry = this.targets.get(target);
+    const connection = entry?.connection;
+    if (entry === undefined || connection?.state !== 'ready' || connection.facts?.era !== 'legacy') return;
+    const signal = AbortSignal.timeout(entry.config.requestTimeoutMs);
+    connection.request({ method: 'resources/unsubscribe', params: { uri }, signal }).catch((err: unknown) => {
+      this.events.onTargetLog(target, 'info', `resources/unsubscribe for an abandoned subscription failed: ${(err as Error).message}`);
+    });
+  }
+
   /** Targets whose shared connection is ready (for fan-out such as logging/setLevel). */
   readyConnections(): UpstreamConnection[] {
     return [...this.targets.values()].flatMap((e) => (e.connection?.state === 'ready' ? [e.connection] : []));

@@ -64,6 +64,28 @@ describe('bad input', () => {
     await stillServing();
   });
 
+  it('a batch on a 2025-03-26 session is executed: one response per request, none for notifications', async () => {
+    const init = await post(gw.url, { ...INIT, params: { ...INIT.params, protocolVersion: '2025-03-26' } });
+    const old = init.headers.get('mcp-session-id')!;
+    const res = await post(
+      gw.url,
+      [
+        { jsonrpc: '2.0', id: 'a', method: 'tools/call', params: { name: 'ok__ping_tool', arguments: {} } },
+        { jsonrpc: '2.0', method: 'notifications/initialized' },
+        { jsonrpc: '2.0', id: 'b', method: 'ping' },
+        { jsonrpc: '2.0', id: 'c', method: 'no/such/method' },
+      ],
+      { 'mcp-session-id': old },
+    );
+    expect(res.status).toBe(200);
+    const answers = (await res.json()) as Array<{ id: string; result?: unknown; error?: { code: number } }>;
+    expect(answers.map((a) => a.id).sort()).toEqual(['a', 'b', 'c']);
+    expect(answers.find((a) => a.id === 'a')?.result).toMatchObject({ content: [{ type: 'text', text: 'pong' }] });
+    expect(answers.find((a) => a.id === 'b')?.result).toEqual({});
+    expect(answers.find((a) => a.id === 'c')?.error?.code).toBe(-32601);
+    await stillServing();
+  });
+
   it('unknown method → -32601', async () => {
     const res = await inSession({ jsonrpc: '2.0', id: 4, method: 'no/such/method' });
     expect(await rpcError(res)).toMatchObject({ code: -32601, data: { type: 'method_not_found' } });
