@@ -51,6 +51,8 @@ interface TargetEntry {
   generation: number;
   /** Modern targets: the subscription stream that tells of list changes. */
   listener: ChangeListener | undefined;
+  /** The discovery after the latest handshake; start() waits for the first. */
+  discovery: Promise<void> | undefined;
 }
 
 export class UpstreamRegistry {
@@ -79,7 +81,7 @@ export class UpstreamRegistry {
     const starts: Promise<void>[] = [];
     for (const [name, target] of Object.entries(config.targets)) {
       if (this.targets.has(name)) continue;
-      const entry: TargetEntry = { config: target, connection: undefined, listing: emptyListing(name), lastError: undefined, failed: false, generation: 0, listener: undefined };
+      const entry: TargetEntry = { config: target, connection: undefined, listing: emptyListing(name), lastError: undefined, failed: false, generation: 0, listener: undefined, discovery: undefined };
       this.targets.set(name, entry);
       if (target.enabled) starts.push(this.startTarget(name, entry));
     }
@@ -180,7 +182,7 @@ export class UpstreamRegistry {
       (message) => this.onSharedNotification(name, entry, message),
       (facts) => {
         this.listen(name, entry, facts);
-        void this.discover(name, entry, new Set(['tools', 'prompts', 'resources']));
+        entry.discovery = this.discover(name, entry, new Set(['tools', 'prompts', 'resources']));
       },
     );
     entry.connection = connection;
@@ -188,6 +190,9 @@ export class UpstreamRegistry {
       await connection.start();
       entry.failed = false;
       entry.lastError = undefined;
+      // Start resolves with the catalog filled, so the first agent (and the start banner)
+      // sees what the target offers. discover() never rejects: failures are logged.
+      await entry.discovery;
     } catch (err) {
       entry.failed = true;
       entry.lastError = (err as Error).message;
