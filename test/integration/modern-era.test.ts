@@ -39,6 +39,19 @@ describe('2026-07-28 downstream', () => {
     expect(calls.every((r) => r.sessionId?.startsWith('r-'))).toBe(true);
   });
 
+  it('serves the SDK v2 client on its default 2025-era session too, on the same URL', async () => {
+    const client = new Client({ name: 'session-agent', version: '1.0.0' });
+    const transport = new StreamableHTTPClientTransport(new URL(gw.url));
+    await client.connect(transport);
+    const sid = transport.sessionId;
+    expect(sid).toMatch(/^[0-9a-f]{32}$/);
+    const result = await client.callTool({ name: 'add_numbers', arguments: { a: 20, b: 22 } });
+    expect(result.content).toEqual([{ type: 'text', text: '42' }]);
+    await client.close();
+    const call = gw.records.findLast((r) => r.method === 'tools/call' && r.sessionId === sid);
+    expect(call?.protocolVersion).toMatch(/^2025-/);
+  });
+
   function modern(body: { id: number; method: string; params?: Record<string, unknown> }, headers: Record<string, string> = {}) {
     return post(gw.url, { jsonrpc: '2.0', ...body }, { 'mcp-protocol-version': MODERN, 'mcp-method': body.method, ...headers });
   }
