@@ -48,7 +48,7 @@ describe('2026-07-28 downstream', () => {
     const result = await client.callTool({ name: 'add_numbers', arguments: { a: 20, b: 22 } });
     expect(result.content).toEqual([{ type: 'text', text: '42' }]);
     await client.close();
-    const call = gw.records.findLast((r) => r.method === 'tools/call' && r.sessionId === sid);
+    const call = gw.records.filter((r) => r.method === 'tools/call' && r.sessionId === sid).at(-1);
     expect(call?.protocolVersion).toMatch(/^2025-/);
   });
 
