@@ -1,13 +1,18 @@
 /**
  * The MCP handshake with a target: decide its era, then learn its identity and capabilities.
  * 2026-07-28 versioning: a dual-era client probes with `server/discover`; a result naming the
- * modern version means modern, and anything else (an error, silence, a legacy refusal) means
- * legacy, which is served through `initialize` + `notifications/initialized`.
+ * modern version means modern. An `UnsupportedProtocolVersionError` is a modern answer too
+ * (versioning "Backward Compatibility": retry with a supported version, do not fall back):
+ * the probe is sent again once when the server lists the modern version, and a server that
+ * lists only legacy versions is initialized at the newest of them. Anything else (another
+ * error, silence, a legacy refusal) means legacy, served through `initialize` +
+ * `notifications/initialized`.
  */
 import type { Clock } from '../clock.ts';
-import { GatehouseError } from '../protocol/errors.ts';
+import { ERROR_TABLE, GatehouseError } from '../protocol/errors.ts';
 import {
   LATEST_LEGACY_VERSION,
+  LEGACY_VERSIONS,
   META_CLIENT_CAPABILITIES,
   META_CLIENT_INFO,
   META_PROTOCOL_VERSION,
@@ -59,12 +64,23 @@ export function modernMeta(capabilities: JsonObject = GATEWAY_CLIENT_CAPABILITIE
 }
 
 export async function performHandshake(io: HandshakeIo, era: 'auto' | 'modern' | 'legacy', connectTimeoutMs: number): Promise<ServerFacts> {
-  if (era !== 'legacy') {
-    const modern = await probeModern(io, era === 'modern' ? connectTimeoutMs : ERA_PROBE_TIMEOUT_MS);
-    if (modern) return modern;
-    if (era === 'modern') throw new GatehouseError('UPSTREAM_PROTOCOL_ERROR', `upstream ${io.target} does not speak ${MODERN_VERSION}`);
+  if (era === 'legacy') return initialize(io, connectTimeoutMs, LATEST_LEGACY_VERSION);
+  const timeoutMs = era === 'modern' ? connectTimeoutMs : ERA_PROBE_TIMEOUT_MS;
+  let probe = await probeModern(io, timeoutMs);
+  // Bounded: one corrective retry. A server that refuses the version it lists again is broken.
+  if (probe.kind === 'unsupported' && probe.supported.includes(MODERN_VERSION)) probe = await probeModern(io, timeoutMs);
+  switch (probe.kind) {
+    case 'modern':
+      return probe.facts;
+    case 'unsupported': {
+      const legacy = LEGACY_VERSIONS.find((v) => probe.supported.includes(v));
+      if (era === 'auto' && legacy !== undefined && !probe.supported.includes(MODERN_VERSION)) return initialize(io, connectTimeoutMs, legacy);
+      throw new GatehouseError('UPSTREAM_PROTOCOL_ERROR', `upstream ${io.target} refused ${MODERN_VERSION}; it supports ${JSON.stringify(probe.supported)}`);
+    }
+    case 'legacy':
+      if (era === 'modern') throw new GatehouseError('UPSTREAM_PROTOCOL_ERROR', `upstream ${io.target} does not speak ${MODERN_VERSION}`);
+      return initialize(io, connectTimeoutMs, LATEST_LEGACY_VERSION);
   }
-  return initialize(io, connectTimeoutMs);
 }
 
 /** Run `fn` with a signal that aborts after `ms` with a timeout error. */
@@ -88,27 +104,41 @@ function factsFrom(era: Era, version: string, result: JsonObject, serverInfo: un
   };
 }
 
-async function probeModern(io: HandshakeIo, timeoutMs: number): Promise<ServerFacts | undefined> {
+/** What the era probe learned: a modern server, a modern refusal listing the versions it speaks, or legacy. */
+type Probe = { kind: 'modern'; facts: ServerFacts } | { kind: 'unsupported'; supported: readonly string[] } | { kind: 'legacy' };
+
+/** The `supported` list of an UnsupportedProtocolVersionError, or undefined for any other error. */
+function supportedVersionsOf(error: { code: number; data?: unknown }): readonly string[] | undefined {
+  if (error.code !== ERROR_TABLE.UNSUPPORTED_PROTOCOL_VERSION.rpc || !isPlainObject(error.data)) return undefined;
+  const supported = error.data['supported'];
+  return Array.isArray(supported) && supported.every((v): v is string => typeof v === 'string') ? supported : undefined;
+}
+
+async function probeModern(io: HandshakeIo, timeoutMs: number): Promise<Probe> {
   try {
     const response = await withDeadline(io.clock, timeoutMs, 'era probe', (signal) => io.request('server/discover', { _meta: modernMeta() }, signal));
-    if (!('result' in response)) return undefined;
+    if (!('result' in response)) {
+      // Only a well-formed -32022 is recognized as modern; a legacy server may use the code for anything.
+      const supported = supportedVersionsOf(response.error);
+      return supported === undefined ? { kind: 'legacy' } : { kind: 'unsupported', supported };
+    }
     const versions = response.result['supportedVersions'];
-    if (!Array.isArray(versions) || !versions.includes(MODERN_VERSION)) return undefined;
-    return factsFrom('modern', MODERN_VERSION, response.result, metaOf(response.result)?.[META_SERVER_INFO]);
+    if (!Array.isArray(versions) || !versions.includes(MODERN_VERSION)) return { kind: 'legacy' };
+    return { kind: 'modern', facts: factsFrom('modern', MODERN_VERSION, response.result, metaOf(response.result)?.[META_SERVER_INFO]) };
   } catch {
     // Any failure that is not a modern answer identifies a legacy server (versioning §compat).
-    return undefined;
+    return { kind: 'legacy' };
   }
 }
 
-async function initialize(io: HandshakeIo, timeoutMs: number): Promise<ServerFacts> {
-  const params = { protocolVersion: LATEST_LEGACY_VERSION, capabilities: GATEWAY_CLIENT_CAPABILITIES, clientInfo: GATEWAY_INFO };
+async function initialize(io: HandshakeIo, timeoutMs: number, protocolVersion: string): Promise<ServerFacts> {
+  const params = { protocolVersion, capabilities: GATEWAY_CLIENT_CAPABILITIES, clientInfo: GATEWAY_INFO };
   const response = await withDeadline(io.clock, timeoutMs, `initialize of ${io.target}`, (signal) => io.request('initialize', params, signal));
   if (!('result' in response)) {
     throw new GatehouseError('UPSTREAM_PROTOCOL_ERROR', `initialize of ${io.target} failed: ${response.error.message}`);
   }
   const result = response.result;
-  const version = typeof result['protocolVersion'] === 'string' ? result['protocolVersion'] : LATEST_LEGACY_VERSION;
+  const version = typeof result['protocolVersion'] === 'string' ? result['protocolVersion'] : protocolVersion;
   io.transport.setProtocolVersion?.(version);
   await io.transport.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
   return factsFrom('legacy', version, result, result['serverInfo']);

@@ -4,7 +4,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { acceptWithDefaults, runClientScenario } from './client-scenarios.ts';
+import { runClientScenario } from './client-scenarios.ts';
+import { acceptWithDefaults } from './scenario-agent.ts';
 
 /** The suite's sse-retry value; its checks fail a reconnect earlier than retry - 50 ms or later than 2 × retry. */
 const RETRY_MS = 500;

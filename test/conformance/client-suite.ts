@@ -17,6 +17,20 @@ interface ClientRun {
 /** The four scored 2025-11-25 client scenarios that need no authorization. */
 const CORE = ['initialize', 'tools_call', 'elicitation-sep1034-client-defaults', 'sse-retry'];
 
+/**
+ * The 0.2.x client scenarios introduced with 2026-07-28 that need no authorization (see
+ * modern-client-scenarios.ts). Not run: the auth/* ones (no upstream OAuth client yet) and the
+ * sep-2640 skills extension (the gateway does not route skills/list).
+ */
+const MODERN_ONLY = [
+  'request-metadata',
+  'sep-2322-client-request-state',
+  'http-standard-headers',
+  'http-custom-headers',
+  'http-invalid-tool-headers',
+  'json-schema-ref-no-deref',
+];
+
 /** Scenarios per suite line, keyed by the version's `major.minor`. */
 const RUNS: Readonly<Record<string, readonly ClientRun[]>> = {
   '0.1': CORE.map((scenario) => ({ scenario })),
@@ -24,9 +38,11 @@ const RUNS: Readonly<Record<string, readonly ClientRun[]>> = {
     ...CORE.map((scenario) => ({ scenario, specVersion: '2025-11-25' as const })),
     // Not scored for 2025-11-25 (added after release), but a gateway must pass schemas through untouched.
     { scenario: 'json-schema-2020-12-preservation', specVersion: '2025-11-25' },
-    // The same mocks in the stateless 2026-07-28 era: the gateway's modern upstream path.
+    // The same mocks in the stateless 2026-07-28 era: the gateway's modern upstream path,
+    // driven by an agent pinned to 2026-07-28.
     { scenario: 'tools_call', specVersion: '2026-07-28' },
     { scenario: 'json-schema-2020-12-preservation', specVersion: '2026-07-28' },
+    ...MODERN_ONLY.map((scenario) => ({ scenario, specVersion: '2026-07-28' as const })),
   ],
 };
 
