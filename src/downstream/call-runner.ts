@@ -6,7 +6,7 @@
  */
 import type { Clock } from '../clock.ts';
 import type { Snapshot } from '../config/snapshot.ts';
-import { GatehouseError } from '../protocol/errors.ts';
+import { GatehouseError, toGatehouseError } from '../protocol/errors.ts';
 import type { JsonObject, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from '../protocol/jsonrpc.ts';
 import type { CallContext, CallSink } from '../pipeline/call-context.ts';
 import { createCallRecord, type CallRecord, type CallRecordListener } from '../telemetry/call-record.ts';
@@ -19,10 +19,16 @@ export interface CallChannel {
   write(message: JsonRpcMessage): boolean;
 }
 
+/** Where answered calls are audited; the row must be durable before the answer leaves. */
+export interface CallAudit {
+  recordCall(record: Readonly<CallRecord>, request: JsonRpcRequest, session: DownstreamSession): Promise<void>;
+}
+
 export interface CallRunnerDeps {
   snapshot(): Snapshot;
   clock: Clock;
   emit: CallRecordListener;
+  audit?: CallAudit | undefined;
 }
 
 export interface RunOptions {
@@ -78,9 +84,37 @@ export class CallRunner {
     }
   }
 
-  /** Emit the record once the response (if any) has been written. */
-  finish(record: CallRecord, bytesOut: number): void {
-    record.bytesOut = bytesOut;
+  /**
+   * Deliver a call's answer: serialized once, audited, then written by `write`, and the
+   * record emitted. The audit row is durable before the first byte of the answer leaves (an
+   * answered call without its row is a defect); when it cannot be written the agent gets
+   * `audit_unavailable` instead of the answer. `write` gets the body (undefined for a call
+   * the agent cancelled) and the final response, and returns the bytes it wrote.
+   */
+  async deliver(
+    session: DownstreamSession,
+    request: JsonRpcRequest,
+    record: CallRecord,
+    response: JsonRpcResponse | undefined,
+    write: (body: string | undefined, final: JsonRpcResponse | undefined) => number,
+  ): Promise<void> {
+    let final = response;
+    let body = final === undefined ? undefined : JSON.stringify(final);
+    record.bytesOut = body === undefined ? 0 : Buffer.byteLength(body);
+    if (this.deps.audit !== undefined) {
+      try {
+        await this.deps.audit.recordCall(record, request, session);
+      } catch (err) {
+        const error = toGatehouseError(err);
+        record.outcome = 'error';
+        record.errorType = error.spec.type;
+        final = { jsonrpc: '2.0', id: request.id, error: error.toRpcError(session.era) };
+        body = JSON.stringify(final);
+      }
+    }
+    const written = write(body, final);
+    // The log line counts what went on the wire (SSE framing and notifications included).
+    if (written > 0) record.bytesOut = written;
     this.deps.emit(record);
   }
 

@@ -5,10 +5,10 @@
 import type { ServerResponse } from 'node:http';
 import type { GatehouseError } from '../protocol/errors.ts';
 
-/** Write a JSON body; returns the bytes written. */
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): number {
+/** Write a JSON body (a value, or text already serialized); returns the bytes written. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}, serialized?: string): number {
   if (res.headersSent || res.destroyed) return 0;
-  const text = JSON.stringify(body);
+  const text = serialized ?? JSON.stringify(body);
   const bytes = Buffer.byteLength(text);
   res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(bytes) });
   res.end(text);

@@ -94,9 +94,11 @@ export class LegacySseEndpoint {
     const channel = { write: (m: JsonRpcMessage) => writer.event(JSON.stringify(m)) };
     try {
       const { response, record } = await this.deps.runner.run(session, request, channel, { bytesIn, transport: TRANSPORT });
-      const before = writer.bytes;
-      if (response) writer.event(JSON.stringify(response));
-      this.deps.runner.finish(record, writer.bytes - before);
+      await this.deps.runner.deliver(session, request, record, response, (body) => {
+        const before = writer.bytes;
+        if (body !== undefined) writer.event(body);
+        return writer.bytes - before;
+      });
     } catch (err) {
       // The 202 is out: a failure can only travel on the stream.
       writer.event(JSON.stringify({ jsonrpc: '2.0', id: request.id, error: toGatehouseError(err).toRpcError() }));

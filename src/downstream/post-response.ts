@@ -6,7 +6,7 @@
  * resumes this stream takes over delivery.
  */
 import type { ServerResponse } from 'node:http';
-import type { JsonRpcMessage, JsonRpcResponse } from '../protocol/jsonrpc.ts';
+import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
 import type { CallChannel } from './call-runner.ts';
 import type { EventLog } from './event-log.ts';
 import { SseWriter } from './sse-writer.ts';
@@ -46,10 +46,13 @@ export class PostResponse implements CallChannel {
     return this.event(JSON.stringify(message));
   }
 
-  /** Send the final response and end the answer. */
-  finish(response: JsonRpcResponse | undefined, status = 200): number {
+  /**
+   * Send the final response, already serialized (the runner serializes it once, to audit
+   * its size before it leaves), and end the answer.
+   */
+  finish(body: string | undefined, status = 200): number {
     if (this.done) return 0;
-    if (response === undefined) {
+    if (body === undefined) {
       // Cancelled by the agent: end whatever is open without a response.
       this.done = true;
       if (this.sse) this.sse.end();
@@ -57,7 +60,6 @@ export class PostResponse implements CallChannel {
       this.resumed?.end();
       return 0;
     }
-    const body = JSON.stringify(response);
     if (this.sse === undefined && this.resumed === undefined) {
       this.done = true;
       if (this.res.destroyed) return 0;

@@ -115,9 +115,13 @@ export class StreamableHttpEndpoint {
     this.attachChanges(entry);
     // initialize runs the pipeline like any call, so later stages (auth, audit) see it too.
     const { response, record } = await this.deps.runner.run(session, message, { write: () => false }, { bytesIn, transport: TRANSPORT });
-    if (response === undefined || 'error' in response) session.close();
-    const ok = response !== undefined && 'result' in response;
-    this.deps.runner.finish(record, response ? sendJson(res, 200, response, ok ? { 'mcp-session-id': session.id } : {}) : 0);
+    await this.deps.runner.deliver(session, message, record, response, (body, final) => {
+      if (final === undefined || 'error' in final) {
+        session.close();
+        return body === undefined ? 0 : sendJson(res, 200, final, {}, body);
+      }
+      return sendJson(res, 200, final, { 'mcp-session-id': session.id }, body);
+    });
   }
 
   /** Route list changes and resource updates to this session's standalone stream. */
@@ -158,7 +162,7 @@ export class StreamableHttpEndpoint {
     entry.openStreams.set(streamId, answer);
     try {
       const { response, record } = await this.deps.runner.run(session, request, answer, { bytesIn, transport: TRANSPORT });
-      this.deps.runner.finish(record, answer.finish(response));
+      await this.deps.runner.deliver(session, request, record, response, (body) => answer.finish(body));
     } finally {
       entry.openStreams.delete(streamId);
     }
@@ -180,8 +184,10 @@ export class StreamableHttpEndpoint {
         else if (isNotification(m)) this.deps.runner.notification(entry.session, m, { bytesIn: 0, transport: TRANSPORT });
         else {
           const { response, record } = await this.deps.runner.run(entry.session, m as JsonRpcRequest, channel, { bytesIn: bytesIn / messages.length, transport: TRANSPORT });
-          if (response) responses.push(response);
-          this.deps.runner.finish(record, 0);
+          await this.deps.runner.deliver(entry.session, m as JsonRpcRequest, record, response, (_body, final) => {
+            if (final !== undefined) responses.push(final);
+            return 0;
+          });
         }
       }),
     );
@@ -215,7 +221,7 @@ export class StreamableHttpEndpoint {
     try {
       const { response, record } = await this.deps.runner.run(session, request, answer, { bytesIn, transport: TRANSPORT, httpHeaders: req.headers });
       const shaped = response && 'result' in response ? { ...response, result: shapeModernResult(request.method, response.result) } : response;
-      this.deps.runner.finish(record, answer.finish(shaped, shaped && 'error' in shaped ? modernErrorStatus(shaped) : 200));
+      await this.deps.runner.deliver(session, request, record, shaped, (body, final) => answer.finish(body, final && 'error' in final ? modernErrorStatus(final) : 200));
     } finally {
       res.off('close', onClose);
       session.close();

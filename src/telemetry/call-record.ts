@@ -31,6 +31,13 @@ export interface CallRecord {
   errorType: string | undefined;
   /** Set for INTERNAL errors so the log line and the agent's error share it. */
   correlationId: string | undefined;
+  /** The principal behind the call: set by authentication (issue 5); the agent is the client's declared name until then. */
+  user?: string | undefined;
+  agent?: string | undefined;
+  tenant?: string | undefined;
+  /** W3C trace context of the call's span, when tracing is on. */
+  traceId?: string | undefined;
+  spanId?: string | undefined;
 }
 
 export type CallRecordListener = (record: Readonly<CallRecord>) => void;

@@ -1,0 +1,143 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import canonicalize from 'canonicalize';
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../clock.ts';
+import type { AuditRowInput } from '../storage/store.ts';
+import { MemoryStore } from '../../test/support/memory-store.ts';
+import { AuditWriter } from './audit-writer.ts';
+import { argumentsHash, canonicalJson } from './canonical-json.ts';
+import { verifyChain } from './chain.ts';
+import { REDACTED, redactSecrets } from './redact.ts';
+
+const row = (n: number, extra: Partial<AuditRowInput> = {}): AuditRowInput => ({
+  time: 1_700_000_000_000 + n,
+  kind: 'call',
+  requestId: `r-${n}`,
+  sessionId: 's',
+  traceId: null,
+  user: 'ada',
+  agent: 'agent-1',
+  tenant: 't1',
+  target: 'files',
+  tool: 'read_file',
+  toolVersion: null,
+  method: 'tools/call',
+  argsHash: null,
+  args: null,
+  outcome: 'ok',
+  errorType: null,
+  latencyMs: 3,
+  bytesIn: 10,
+  bytesOut: 20,
+  targetVersion: '1.0.0',
+  ...extra,
+});
+
+describe('canonical JSON', () => {
+  it('is RFC 8785 for I-JSON input (checked against the canonicalize library)', () => {
+    const value = { b: [1, 2.5, 1e21, -0, 'é', { z: null, a: true }], a: 'x\ny', '\u00e9': 1, A: 0.000001 };
+    expect(canonicalJson(value)).toBe(canonicalize(value));
+  });
+
+  it('hashes independently of key order, and keeps lone surrogates and NUL distinct', () => {
+    expect(argumentsHash({ a: 1, b: 2 })).toBe(argumentsHash({ b: 2, a: 1 }));
+    expect(argumentsHash({ s: '\ud800' })).not.toBe(argumentsHash({ s: '\ufffd' }));
+    expect(canonicalJson({ s: '\ud800\u0000' })).toBe('{"s":"\\ud800\\u0000"}');
+    expect(argumentsHash(undefined)).toBeNull();
+  });
+});
+
+describe('redaction', () => {
+  it('masks secret-looking keys at any depth and configured extra keys, nothing else', () => {
+    const redacted = redactSecrets({ path: '/etc', apiKey: 'k', nested: [{ accessToken: 't', Password: 'p', author: 'a' }], ssn: '123' }, new Set(['ssn']));
+    expect(redacted).toEqual({ path: '/etc', apiKey: REDACTED, nested: [{ accessToken: REDACTED, Password: REDACTED, author: 'a' }], ssn: REDACTED });
+  });
+});
+
+describe('the audit writer', () => {
+  it('commits the rows of concurrent calls together and chains them', async () => {
+    const store = new MemoryStore();
+    const writer = new AuditWriter({ store, clock: new ManualClock() });
+    await Promise.all([1, 2, 3, 4, 5].map((n) => writer.append(row(n))));
+    expect(store.rows.map((r) => r.requestId)).toEqual(['r-1', 'r-2', 'r-3', 'r-4', 'r-5']);
+    expect(store.commits).toBe(1);
+    expect(await verifyChain(store.queryAudit({}))).toEqual({ ok: true, checked: 5 });
+  });
+
+  it('fails closed while the store is down, and recovers by itself when it returns', async () => {
+    const store = new MemoryStore();
+    const clock = new ManualClock();
+    const changes: boolean[] = [];
+    const writer = new AuditWriter({ store, clock, probeIntervalMs: 1000, onAvailability: (up) => changes.push(up) });
+    await writer.append(row(1));
+    store.down = true;
+    await expect(writer.append(row(2))).rejects.toMatchObject({ code: 'AUDIT_UNAVAILABLE' });
+    expect(writer.accepting).toBe(false);
+    await expect(writer.append(row(3))).rejects.toMatchObject({ code: 'AUDIT_UNAVAILABLE' });
+    store.down = false;
+    clock.advance(1000);
+    await waitUntil(() => writer.accepting);
+    await writer.append(row(4));
+    expect(store.rows.map((r) => r.requestId)).toEqual(['r-1', 'r-4']);
+    expect(changes).toEqual([false, true]);
+    await writer.close();
+  });
+
+  it('with a spool, journals rows during an outage and replays them in order on recovery', async () => {
+    const store = new MemoryStore();
+    const clock = new ManualClock();
+    const spoolPath = path.join(mkdtempSync(path.join(os.tmpdir(), 'gh-spool-')), 'audit.spool');
+    const writer = new AuditWriter({ store, clock, spool: { path: spoolPath, maxBytes: 1 << 20 }, probeIntervalMs: 500 });
+    await writer.append(row(1));
+    store.down = true;
+    await writer.append(row(2));
+    await writer.append(row(3));
+    expect(readFileSync(spoolPath, 'utf8').trim().split('\n')).toHaveLength(2);
+    expect(store.rows).toHaveLength(1);
+    store.down = false;
+    clock.advance(500);
+    await waitUntil(() => writer.available);
+    await writer.append(row(4));
+    expect(store.rows.map((r) => r.requestId)).toEqual(['r-1', 'r-2', 'r-3', 'r-4']);
+    expect(readFileSync(spoolPath, 'utf8')).toBe('');
+    expect((await verifyChain(store.queryAudit({}))).ok).toBe(true);
+    await writer.close();
+  });
+
+  it('refuses rows once the spool is full', async () => {
+    const store = new MemoryStore();
+    const spoolPath = path.join(mkdtempSync(path.join(os.tmpdir(), 'gh-spool-')), 'audit.spool');
+    const writer = new AuditWriter({ store, clock: new ManualClock(), spool: { path: spoolPath, maxBytes: 600 } });
+    store.down = true;
+    await writer.append(row(1));
+    await expect(writer.append(row(2, { args: 'x'.repeat(500) }))).rejects.toMatchObject({ code: 'AUDIT_UNAVAILABLE' });
+    await writer.close();
+  });
+});
+
+describe('chain verification', () => {
+  it('names the first row whose content, link or position was tampered with', async () => {
+    const store = new MemoryStore();
+    const writer = new AuditWriter({ store, clock: new ManualClock() });
+    await Promise.all([1, 2, 3, 4].map((n) => writer.append(row(n))));
+    const edited = store.rows.map((r) => ({ ...r }));
+    edited[2]!.outcome = 'error';
+    expect((await verifyChain(iterate(edited))).broken).toEqual({ seq: 3, reason: 'the row content does not match its hash' });
+    const dropped = store.rows.filter((r) => r.seq !== 2);
+    expect((await verifyChain(iterate(dropped))).broken?.seq).toBe(3);
+    // Retention may prune the oldest rows: the chain is checked from the first row present.
+    expect(await verifyChain(iterate(store.rows.slice(2)))).toEqual({ ok: true, checked: 2 });
+  });
+});
+
+async function* iterate<T>(items: T[]): AsyncIterable<T> {
+  yield* items;
+}
+
+async function waitUntil(check: () => boolean): Promise<void> {
+  // Settles the writer's own promise chains (file I/O, the probe); bounded, no timers of ours.
+  for (let i = 0; i < 1000 && !check(); i++) await new Promise((r) => setImmediate(r));
+  expect(check()).toBe(true);
+}
