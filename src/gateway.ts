@@ -21,6 +21,13 @@ import { HttpListener } from './downstream/http-listener.ts';
 import type { CallRecordListener } from './telemetry/call-record.ts';
 import type { GatewayLogger } from './telemetry/log.ts';
 import { callLogLine } from './telemetry/log.ts';
+import { GatewayTelemetry } from './telemetry/telemetry.ts';
+import { AdminListener } from './admin/admin-listener.ts';
+import type { Store } from './storage/store.ts';
+import { AuditService } from './audit/audit-service.ts';
+import { auditRoutes } from './admin/audit-routes.ts';
+import { openStore } from './storage/open-store.ts';
+import { GatehouseError } from './protocol/errors.ts';
 
 export interface GatewayOptions {
   config: GatehouseConfig;
@@ -28,6 +35,8 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Extra call-record subscribers (tests, later audit and metrics). */
   recordListeners?: CallRecordListener[];
+  /** The store to use instead of opening the configured one (tests, tools). Not closed by stop(). */
+  store?: Store;
 }
 
 export class Gateway {
@@ -43,14 +52,35 @@ export class Gateway {
   private readonly runner: CallRunner;
   private readonly listener: HttpListener;
   private readonly recordListeners: CallRecordListener[];
+  /** Metrics, traces and SLOs (record subscribers); the audit writer reports into `telemetry.metrics`. */
+  readonly telemetry: GatewayTelemetry;
+  /** The admin listener; features add their routes to it (`admin.addRoute`). */
+  readonly admin: AdminListener;
+  private adminPortValue = 0;
+  private readonly options: GatewayOptions;
   private portValue = 0;
+  private store: Store | undefined;
+  private audit: AuditService | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(options: GatewayOptions) {
+    this.options = options;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger;
     const log = callLogLine(this.logger);
-    this.recordListeners = [log, ...(options.recordListeners ?? [])];
+    // Telemetry subscribes to call records like the log line does; it reads gateway state lazily.
+    this.telemetry = new GatewayTelemetry({
+      config: options.config,
+      clock: this.clock,
+      sources: {
+        targets: () => this.registry.health(),
+        sessions: () => this.sessions.size,
+        isTool: (name) => this.catalogValue.all.toolByName.has(name),
+        agentLabels: () => this.snapshotValue.config.telemetry.metrics.agentLabels,
+      },
+      onAlertDeliveryError: (slo, err) => this.logger.warn({ kind: 'slo', slo, err }, `SLO alert webhook of ${slo} failed`),
+    });
+    this.recordListeners = [log, ...this.telemetry.listeners, ...(options.recordListeners ?? [])];
     this.registry = new UpstreamRegistry(this.clock, {
       onListingsChanged: (kinds) => this.rebuildCatalog(kinds),
       onResourceUpdated: (target, params) => {
@@ -67,6 +97,9 @@ export class Gateway {
     this.runner = new CallRunner({
       snapshot: () => this.snapshotValue,
       clock: this.clock,
+      tracer: this.telemetry.tracer,
+      // Bound late: the audit service exists once start() has opened the store.
+      audit: options.config.audit.enabled ? { recordCall: (record, request, session) => this.requireAudit().trail.recordCall(record, request, session) } : undefined,
       emit: (record) => {
         for (const listener of this.recordListeners) listener(record);
       },
@@ -80,7 +113,14 @@ export class Gateway {
       hasToolset: (name) => Object.hasOwn(this.snapshotValue.config.toolsets, name),
       health: () => this.readiness(),
       onInternalError: (error) => this.logger.error({ kind: 'internal', correlation_id: error.correlationId, err: error.cause ?? error }, error.message),
+      onRejected: async (error, facts) => this.audit?.rejection(error, facts),
     });
+    this.admin = new AdminListener({
+      settings: () => this.snapshotValue.config.admin,
+      onInternalError: (error) => this.logger.error({ kind: 'internal', correlation_id: error.correlationId, err: error.cause ?? error }, error.message),
+    });
+    for (const route of this.telemetry.adminRoutes()) this.admin.addRoute(route);
+    for (const route of auditRoutes({ store: () => this.store, audit: () => this.audit })) this.admin.addRoute(route);
   }
 
   get snapshot(): Snapshot {
@@ -93,6 +133,11 @@ export class Gateway {
 
   get port(): number {
     return this.portValue;
+  }
+
+  /** The admin listener's bound port (0 while it is disabled or not started). */
+  get adminPort(): number {
+    return this.adminPortValue;
   }
 
   /** The agent-facing URL of the main MCP endpoint. */
@@ -110,11 +155,31 @@ export class Gateway {
     return this.runner;
   }
 
-  /** Connect to every target and bind the listener. */
+  /** Open the store (migrating it), connect to every target and bind the listener. */
   async start(): Promise<void> {
+    if (this.snapshotValue.config.audit.enabled) {
+      const store = this.options.store ?? (await openStore(this.snapshotValue.config, this.logger));
+      this.store = store;
+      if (this.options.store === undefined) await store.migrate();
+      this.audit = new AuditService({
+        store,
+        config: () => this.snapshotValue.config,
+        clock: this.clock,
+        logger: this.logger,
+        targetVersion: (target) => {
+          const version = this.registry.facts(target)?.serverInfo?.['version'];
+          return typeof version === 'string' ? version : null;
+        },
+        onCommit: (ms) => this.telemetry.metrics.observeAuditWrite(ms),
+        onQueueDepth: (depth) => this.telemetry.metrics.setAuditQueueDepth(depth),
+      });
+      await this.audit.start();
+    }
     await this.registry.apply(this.snapshotValue.config);
     const { host, port } = this.snapshotValue.config.listener;
     this.portValue = await this.listener.listen(host, port);
+    const admin = this.snapshotValue.config.admin;
+    if (admin.enabled) this.adminPortValue = await this.admin.listen(admin.host, admin.port);
   }
 
   /**
@@ -124,7 +189,10 @@ export class Gateway {
   async reload(config: GatehouseConfig): Promise<void> {
     const next = this.compile(config, this.snapshotValue.version + 1);
     this.snapshotValue = next;
+    await this.audit?.admin('config/reload', { outcome: 'ok', details: { version: next.version, targets: Object.keys(config.targets) } });
     this.listener.refreshPolicy();
+    this.admin.refreshPolicy();
+    this.telemetry.reload(config);
     this.rebuildCatalog(new Set(['tools', 'prompts', 'resources']));
     await this.registry.apply(config);
   }
@@ -135,13 +203,28 @@ export class Gateway {
       this.sessions.closeAll();
       this.inputs.closeAll();
       await this.listener.close();
+      await this.admin.close();
       await this.registry.close();
+      await this.telemetry.close();
+      await this.audit?.close();
+      if (this.options.store === undefined) await this.store?.close();
     })();
     return this.stopping;
   }
 
+  /** Audit a refused config reload (the running snapshot stays). */
+  async auditRefusedReload(reason: string): Promise<void> {
+    await this.audit?.admin('config/reload', { outcome: 'refused', errorType: 'config_invalid', details: { reason } });
+  }
+
+  private requireAudit(): AuditService {
+    if (this.audit === undefined) throw new GatehouseError('AUDIT_UNAVAILABLE', 'the audit trail is not started');
+    return this.audit;
+  }
+
   private compile(config: GatehouseConfig, version: number): Snapshot {
     const pipeline = buildCallPipeline({
+      auditAccepting: config.audit.enabled ? () => this.audit?.accepting ?? false : undefined,
       dispatch: {
         registry: this.registry,
         inputs: this.inputs,

@@ -12,6 +12,7 @@ import { Gateway } from './gateway.ts';
 import { createLogger } from './telemetry/log.ts';
 import { startStdioBridge } from './downstream/stdio-bridge.ts';
 import { GATEWAY_VERSION } from './version.ts';
+import { registerAuditCommands } from './audit/audit-cli.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The embedded default: two real MCP servers from npm over stdio. */
@@ -54,6 +55,7 @@ async function start(file: string): Promise<void> {
         // A bad edit never replaces the running config: the last good snapshot stays.
         const issues = err instanceof ConfigError ? err.issues : [{ path: '', reason: (err as Error).message }];
         logger.error({ kind: 'config', file, issues }, 'configuration refused; keeping the last good one');
+        void gateway.auditRefusedReload(issues.map((i) => `${i.path}: ${i.reason}`).join('; ')).catch(() => undefined);
       });
   });
   const shutdown = (signal: string): void => {
@@ -97,6 +99,29 @@ export function buildCli(): Command {
       await bridge.closed;
       process.exit(0);
     });
+  program
+    .command('migrate')
+    .description('bring the storage schema to this version (start does this too); refuses a database from a newer version')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .action(async (opts: { config: string }) => {
+      // Imported here so the other commands never load the database drivers.
+      const { describeStorage, openStore } = await import('./storage/open-store.ts');
+      const config = await loadConfigFile(opts.config, envFor(opts.config));
+      const { configDir } = envFor(opts.config);
+      const store = await openStore(config, undefined, { configDir });
+      try {
+        const { from, to } = await store.migrate();
+        const where = describeStorage(config.storage, configDir);
+        process.stdout.write(from === to ? `${where}: already at schema version ${to}\n` : `${where}: migrated schema version ${from} -> ${to}\n`);
+      } finally {
+        await store.close();
+      }
+    });
+  registerAuditCommands(program, async (file) => {
+    const { openStore } = await import('./storage/open-store.ts');
+    const config = await loadConfigFile(file, envFor(file));
+    return openStore(config, undefined, { configDir: envFor(file).configDir });
+  });
   return program;
 }
 

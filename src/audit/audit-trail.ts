@@ -67,8 +67,8 @@ export class AuditTrail implements CallAudit {
       outcome: record.outcome,
       errorType: record.errorType ?? null,
       latencyMs: record.latencyMs,
-      bytesIn: record.bytesIn,
-      bytesOut: record.bytesOut,
+      bytesIn: wholeBytes(record.bytesIn),
+      bytesOut: wholeBytes(record.bytesOut),
       targetVersion: record.target === undefined ? null : this.targetVersion(record.target),
     });
   }
@@ -79,7 +79,7 @@ export class AuditTrail implements CallAudit {
       sessionId: facts.sessionId ?? null,
       outcome: 'rejected',
       errorType: error.spec.type,
-      bytesIn: facts.bytesIn,
+      bytesIn: wholeBytes(facts.bytesIn),
     }));
   }
 
@@ -131,4 +131,9 @@ export class AuditTrail implements CallAudit {
 function declaredAgent(session: DownstreamSession): string | null {
   const name = isPlainObject(session.clientInfo) ? session.clientInfo['name'] : undefined;
   return typeof name === 'string' ? name.slice(0, 200) : null;
+}
+
+/** Byte counts are whole and non-negative in the row, whatever an estimate produced. */
+function wholeBytes(n: number): number {
+  return Number.isFinite(n) && n > 0 ? Math.round(n) : 0;
 }

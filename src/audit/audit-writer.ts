@@ -104,6 +104,12 @@ export class AuditWriter {
         this.options.onCommit?.(this.options.clock.monotonic() - started, batch.length);
         for (const p of batch) p.resolve();
       } catch (err) {
+        // A store that still answers refused the batch's content, not the write: find the
+        // offending row alone, keep the others, and stay available for everyone else.
+        if (await this.storeAnswers()) {
+          await this.commitEach(batch);
+          continue;
+        }
         this.markUnavailable(err);
         const stranded = [...batch, ...this.queue.splice(0)];
         this.options.onQueueDepth?.(0);
@@ -111,6 +117,27 @@ export class AuditWriter {
       }
     }
     this.flushing = undefined;
+  }
+
+  private async storeAnswers(): Promise<boolean> {
+    try {
+      await this.options.store.ping();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async commitEach(batch: readonly Pending[]): Promise<void> {
+    for (const p of batch) {
+      try {
+        await this.options.store.appendAudit([p.row], sealRow);
+        p.resolve();
+      } catch (err) {
+        // Fail closed for this call alone: it is answered with an error, never without its row.
+        p.reject(new GatehouseError('INTERNAL', `the audit store refused the call's row: ${(err as Error).message}`, { cause: err }));
+      }
+    }
   }
 
   private spoolOrRefuse(row: AuditRowInput): Promise<void> {

@@ -141,3 +141,36 @@ async function waitUntil(check: () => boolean): Promise<void> {
   for (let i = 0; i < 1000 && !check(); i++) await new Promise((r) => setImmediate(r));
   expect(check()).toBe(true);
 }
+
+describe('export', () => {
+  it('writes JSONL and CSV, quoting and defusing cells', async () => {
+    const { exportRows } = await import('./audit-export.ts');
+    const store = new MemoryStore();
+    const writer = new AuditWriter({ store, clock: new ManualClock() });
+    await writer.append(row(1, { args: '{"q":"=HYPERLINK(\\"x\\")","n":"a,b"}' }));
+    const chunks: string[] = [];
+    for await (const chunk of exportRows(store.queryAudit({}), 'csv')) chunks.push(chunk);
+    expect(chunks[0]).toMatch(/^seq,time,kind,requestId,/);
+    expect(chunks[1]).toContain('"{""q"":""=HYPERLINK(\\""x\\"")"",""n"":""a,b""}"');
+    const lines: string[] = [];
+    for await (const chunk of exportRows(store.queryAudit({}), 'jsonl')) lines.push(chunk);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ seq: 1, requestId: 'r-1', tool: 'read_file' });
+  });
+});
+
+describe('a row the store refuses', () => {
+  it('fails that call alone and keeps the store available for the others', async () => {
+    const store = new MemoryStore();
+    const original = store.appendAudit.bind(store);
+    store.appendAudit = async (rows, seal) => {
+      if (rows.some((r) => r.bytesIn < 0)) throw new Error('audit row: bytesIn must be a non-negative safe integer');
+      return original(rows, seal);
+    };
+    const writer = new AuditWriter({ store, clock: new ManualClock() });
+    const results = await Promise.allSettled([writer.append(row(1)), writer.append(row(2, { bytesIn: -1 })), writer.append(row(3))]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'INTERNAL' });
+    expect(writer.available).toBe(true);
+    expect(store.rows.map((r) => r.requestId)).toEqual(['r-1', 'r-3']);
+  });
+});

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.ts';
 import { listPage } from '../routing/list-methods.ts';
+import { rawJsonOf } from '../protocol/raw-json.ts';
 import { buildCatalog, resourceTarget, type TargetListing } from './catalog.ts';
 
 const targets = { alpha: { transport: 'stdio', command: 'x' }, beta: { transport: 'stdio', command: 'x' } };
@@ -60,5 +61,18 @@ describe('catalog', () => {
     expect(second['nextCursor']).toBeUndefined();
     expect(() => listPage(catalog.all, 'tools', { cursor: 'not-a-cursor' }, 3)).toThrow(/Invalid pagination cursor/);
     expect(() => listPage(catalog.all, 'prompts', { cursor: first['nextCursor'] }, 3)).toThrow(/Invalid pagination cursor/);
+  });
+
+  it('serializes each page once per catalog revision, with the cache hints it is asked for', () => {
+    const catalog = buildCatalog(listings, config());
+    const hints = { ttlMs: 5000, cacheScope: 'private' };
+    const first = listPage(catalog.all, 'tools', undefined, 3, hints);
+    const text = rawJsonOf(first)!;
+    expect(JSON.parse(text)).toEqual({ tools: catalog.all.toolDefinitions.slice(0, 3), nextCursor: first['nextCursor'], ...hints });
+    // The same page again is the same text, not a new serialization.
+    expect(rawJsonOf(listPage(catalog.all, 'tools', undefined, 3, hints))).toBe(text);
+    expect(JSON.parse(rawJsonOf(listPage(catalog.all, 'tools', undefined, 10))!)).toEqual({ tools: catalog.all.toolDefinitions });
+    const rebuilt = buildCatalog([listings[0]!], config());
+    expect(JSON.parse(rawJsonOf(listPage(rebuilt.all, 'tools', undefined, 3, hints))!).tools.map((t: { name: string }) => t.name)).toEqual(['search', 'read_file']);
   });
 });

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import type { GatehouseConfig } from './schema.ts';
 import type { ConfigIssue } from './load.ts';
+import { telemetryIssues } from './telemetry-schema.ts';
 
 export interface NormalizeEnv {
   /** Directory of the config file: relative `cwd` of stdio targets resolve against it. */
@@ -41,6 +42,14 @@ export function normalizeConfig(input: GatehouseConfig, env: NormalizeEnv): { co
     });
   }
 
+  // The admin API (metrics today, audit rows and break-glass later) is at least as sensitive.
+  if (input.auth.mode === 'none' && input.admin.enabled && !isLoopbackHost(input.admin.host)) {
+    issues.push({
+      path: 'admin.host',
+      reason: `binding the admin listener to ${input.admin.host} without authentication is refused; bind 127.0.0.1 or configure auth`,
+    });
+  }
+
   const targets: GatehouseConfig['targets'] = {};
   for (const name of Object.keys(input.targets).sort()) {
     const target = input.targets[name]!;
@@ -61,5 +70,12 @@ export function normalizeConfig(input: GatehouseConfig, env: NormalizeEnv): { co
     });
   }
 
-  return { config: { ...input, listener, targets }, issues };
+  issues.push(...telemetryIssues(input.telemetry, new Set(Object.keys(targets))));
+
+  // File paths in the config are relative to the config file, like a target's cwd.
+  const audit = input.audit.spool === undefined ? input.audit : { ...input.audit, spool: { ...input.audit.spool, path: path.resolve(env.configDir, input.audit.spool.path) } };
+
+  const storage = input.storage.driver === 'sqlite' ? { ...input.storage, path: path.resolve(env.configDir, input.storage.path) } : input.storage;
+
+  return { config: { ...input, listener, targets, audit, storage }, issues };
 }

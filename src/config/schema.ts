@@ -3,6 +3,8 @@
  * Defaults live here, so a normalized config is fully explicit.
  */
 import { z } from 'zod';
+import { telemetrySchema } from './telemetry-schema.ts';
+import { storageSchema } from './storage-schema.ts';
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/;
 
@@ -105,6 +107,36 @@ const loggingSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
+const auditSchema = z.strictObject({
+  /** Write an audit row per call, rejection and admin action. Off only for throwaway setups. */
+  enabled: z.boolean().default(true),
+  /** `redacted`: keep the arguments with secret-looking values masked; `hash-only`: keep their SHA-256 only. */
+  arguments: z.enum(['redacted', 'hash-only']).default('redacted'),
+  /** Extra argument keys to mask (case-insensitive), beyond the built-in secret-looking ones. */
+  redactKeys: z.array(z.string().min(1)).default([]),
+  /**
+   * While the store is down, rows go to this bounded local journal (relative to the config
+   * file) and are replayed on recovery. Without it the gateway fails closed: calls are refused
+   * with `audit_unavailable`.
+   */
+  spool: z.strictObject({ path: z.string().min(1), maxBytes: z.number().int().min(1024).default(64 * 1024 * 1024) }).optional(),
+  /** How often an unavailable store is probed. */
+  probeIntervalMs: z.number().int().min(50).default(1_000),
+  /** Retention: rows older than this many days, and beyond the newest `maxRows`, are pruned hourly. */
+  retention: z.strictObject({ maxAgeDays: z.number().min(0).optional(), maxRows: z.number().int().min(1).optional() }).prefault({}),
+});
+
+/** The admin listener (`/metrics`, `/slos`, later the audit API): its own address, loopback by default. */
+const adminSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  host: z.string().default('127.0.0.1'),
+  /** `0` picks a free port. */
+  port: z.number().int().min(0).max(65535).default(9090),
+  /** Extra Host / Origin values accepted (DNS-rebinding protection, as on the main listener). */
+  allowedHosts: z.array(z.string()).default([]),
+  allowedOrigins: z.array(z.string()).default([]),
+});
+
 const authSchema = z.strictObject({
   mode: z.enum(['none']).default('none'),
 });
@@ -117,6 +149,11 @@ export const configSchema = z.strictObject({
   aggregation: aggregationSchema.prefault({}),
   logging: loggingSchema.prefault({}),
   auth: authSchema.prefault({}),
+  audit: auditSchema.prefault({}),
+  admin: adminSchema.prefault({}),
+  telemetry: telemetrySchema.prefault({}),
+  /** Where audit rows live; SQLite under the config directory unless PostgreSQL is configured. */
+  storage: storageSchema.prefault({ driver: 'sqlite' }),
 });
 
 /** Config as written in the file, before defaults. */
@@ -126,3 +163,4 @@ export type GatehouseConfig = z.output<typeof configSchema>;
 export type TargetConfig = z.output<typeof targetSchema>;
 export type StdioTargetConfig = Extract<TargetConfig, { transport: 'stdio' }>;
 export type ToolsetConfig = z.output<typeof toolsetSchema>;
+export type { StorageConfig } from './storage-schema.ts';

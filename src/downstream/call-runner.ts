@@ -9,9 +9,11 @@ import type { Snapshot } from '../config/snapshot.ts';
 import { GatehouseError, toGatehouseError } from '../protocol/errors.ts';
 import type { JsonObject, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from '../protocol/jsonrpc.ts';
 import type { CallContext, CallSink } from '../pipeline/call-context.ts';
+import type { CallTracer } from '../telemetry/tracing.ts';
 import { createCallRecord, type CallRecord, type CallRecordListener } from '../telemetry/call-record.ts';
 import type { DownstreamSession } from './session.ts';
 import { missingCapability } from '../protocol/client-requests.ts';
+import { serializeMessage } from '../protocol/jsonrpc.ts';
 
 /** Where the messages of one call go: the POST stream, the legacy SSE stream, stdout. */
 export interface CallChannel {
@@ -29,6 +31,8 @@ export interface CallRunnerDeps {
   clock: Clock;
   emit: CallRecordListener;
   audit?: CallAudit | undefined;
+  /** Telemetry: starts each call's span (trace ids go on the record); absent in bare tests. */
+  tracer?: CallTracer | undefined;
 }
 
 export interface RunOptions {
@@ -57,6 +61,8 @@ export class CallRunner {
     record.protocolVersion = session.protocolVersion;
     record.toolset = session.toolset;
     record.bytesIn = options.bytesIn;
+    // Telemetry: the call's span, continuing the agent's trace; its record subscriber ends it.
+    const trace = this.deps.tracer?.startCall(record, request, options.httpHeaders);
     const started = this.deps.clock.monotonic();
     const controller = new AbortController();
     // A duplicate in-flight id would make cancellation ambiguous; the newer call wins the slot.
@@ -70,6 +76,7 @@ export class CallRunner {
       sink: this.sinkFor(session, channel),
       clock: this.deps.clock,
       httpHeaders: options.httpHeaders,
+      trace,
     };
     try {
       const response = await snapshot.pipeline.run(ctx);
@@ -99,7 +106,8 @@ export class CallRunner {
     write: (body: string | undefined, final: JsonRpcResponse | undefined) => number,
   ): Promise<void> {
     let final = response;
-    let body = final === undefined ? undefined : JSON.stringify(final);
+    // serializeMessage: an upstream result goes out as the text it came in (protocol/raw-json.ts).
+    let body = final === undefined ? undefined : serializeMessage(final);
     record.bytesOut = body === undefined ? 0 : Buffer.byteLength(body);
     if (this.deps.audit !== undefined) {
       try {

@@ -22,6 +22,11 @@ export interface ListenerDeps {
   health(): { ready: boolean; body: unknown };
   /** Failures that are the gateway's fault, for the log (with correlation id). */
   onInternalError(error: GatehouseError): void;
+  /**
+   * A request to an MCP endpoint refused before it became a call (malformed, bad headers,
+   * unknown session, wrong Origin …): audited before the refusal is sent. Never throws.
+   */
+  onRejected?(error: GatehouseError, facts: { sessionId: string | undefined; bytesIn: number; transport: string }): Promise<void>;
 }
 
 export class HttpListener {
@@ -67,9 +72,13 @@ export class HttpListener {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let transport: string | undefined;
     try {
       const url = new URL(req.url ?? '/', 'http://gateway.invalid');
       const path = url.pathname;
+      const base = this.deps.settings().path;
+      if (path === base || path.startsWith(`${base}/`)) transport = 'streamable-http';
+      else if (path === '/sse' || path.startsWith('/sse/') || path === '/messages') transport = 'sse';
       if (path === '/healthz') {
         sendJson(res, 200, { status: 'ok' });
         return;
@@ -81,7 +90,6 @@ export class HttpListener {
       }
       checkOrigin(req, this.policy!);
       const settings = this.deps.settings();
-      const base = settings.path;
       if (path === base) return await this.deps.streamable.handle(req, res, undefined);
       if (path.startsWith(`${base}/`)) {
         const toolset = path.slice(base.length + 1);
@@ -101,6 +109,11 @@ export class HttpListener {
     } catch (err) {
       const error = toGatehouseError(err);
       if (error.code === 'INTERNAL') this.deps.onInternalError(error);
+      if (transport !== undefined && this.deps.onRejected !== undefined && !res.headersSent) {
+        const sid = req.headers['mcp-session-id'];
+        const length = Number(req.headers['content-length']);
+        await this.deps.onRejected(error, { sessionId: typeof sid === 'string' ? sid : undefined, bytesIn: Number.isFinite(length) ? length : 0, transport });
+      }
       sendHttpError(res, error);
     }
   }

@@ -15,6 +15,7 @@ import {
 } from '../protocol/eras.ts';
 import { isPlainObject, metaOf, type JsonObject, type JsonRpcRequest } from '../protocol/jsonrpc.ts';
 import { decodeHeaderValueStrict, mcpNameField } from '../protocol/mcp-headers.ts';
+import { withAddedMembers } from '../protocol/raw-json.ts';
 import { LOG_LEVELS, type LogLevel } from './session.ts';
 
 /** The per-request facts a modern request declares. */
@@ -55,6 +56,15 @@ export function shapeModernResult(method: string, result: JsonObject): JsonObjec
   const needsType = result['resultType'] === undefined;
   const needsCache = CACHEABLE.has(method) && (result['ttlMs'] === undefined || result['cacheScope'] === undefined);
   if (!needsType && !needsCache) return result;
+  // An upstream result still in its raw text gets the members spliced in, not re-serialized.
+  const added: JsonObject = {};
+  if (needsType) added['resultType'] = 'complete';
+  if (needsCache) {
+    if (result['ttlMs'] == null) added['ttlMs'] = 0;
+    if (result['cacheScope'] == null) added['cacheScope'] = 'private';
+  }
+  const spliced = withAddedMembers(result, added);
+  if (spliced !== undefined) return spliced;
   const shaped: JsonObject = { ...result };
   if (needsType) shaped['resultType'] = 'complete';
   if (needsCache) {

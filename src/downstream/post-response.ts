@@ -6,7 +6,7 @@
  * resumes this stream takes over delivery.
  */
 import type { ServerResponse } from 'node:http';
-import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
+import { serializeMessage, type JsonRpcMessage } from '../protocol/jsonrpc.ts';
 import type { CallChannel } from './call-runner.ts';
 import type { EventLog } from './event-log.ts';
 import { SseWriter } from './sse-writer.ts';
@@ -43,7 +43,7 @@ export class PostResponse implements CallChannel {
 
   write(message: JsonRpcMessage): boolean {
     if (this.done) return false;
-    return this.event(JSON.stringify(message));
+    return this.event(serializeMessage(message));
   }
 
   /**

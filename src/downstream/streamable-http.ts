@@ -183,7 +183,7 @@ export class StreamableHttpEndpoint {
         if (isResponse(m)) this.deps.runner.response(entry.session, m);
         else if (isNotification(m)) this.deps.runner.notification(entry.session, m, { bytesIn: 0, transport: TRANSPORT });
         else {
-          const { response, record } = await this.deps.runner.run(entry.session, m as JsonRpcRequest, channel, { bytesIn: bytesIn / messages.length, transport: TRANSPORT });
+          const { response, record } = await this.deps.runner.run(entry.session, m as JsonRpcRequest, channel, { bytesIn: Math.floor(bytesIn / messages.length), transport: TRANSPORT });
           await this.deps.runner.deliver(entry.session, m as JsonRpcRequest, record, response, (_body, final) => {
             if (final !== undefined) responses.push(final);
             return 0;

@@ -7,6 +7,7 @@ import type { JsonObject, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse }
 import type { CallRecord } from '../telemetry/call-record.ts';
 import type { DownstreamSession } from '../downstream/session.ts';
 import type { Snapshot } from '../config/snapshot.ts';
+import type { CallSpan } from '../telemetry/tracing.ts';
 
 /**
  * The downstream side of one call: messages the upstream sends while handling it travel
@@ -36,4 +37,6 @@ export interface CallContext {
    * the catalog (`Mcp-Param-*` against the tool's `x-mcp-header` parameters).
    */
   readonly httpHeaders?: Readonly<Record<string, string | string[] | undefined>> | undefined;
+  /** The call's trace span, when tracing is on: forward.ts opens a child per upstream attempt. */
+  readonly trace?: CallSpan | undefined;
 }

@@ -50,6 +50,7 @@ export const ERROR_TABLE = {
   UPSTREAM_PROTOCOL_ERROR: { rpc: -32603, http: 502, httpLevel: false, type: 'upstream_protocol_error', exposeMessage: true, publicMessage: 'Upstream server sent an invalid message' },
   REQUEST_CANCELLED: { rpc: -32800, http: 200, httpLevel: false, type: 'request_cancelled', exposeMessage: true, publicMessage: 'Request cancelled' },
   AUDIT_UNAVAILABLE: { rpc: -32603, http: 503, httpLevel: false, type: 'audit_unavailable', exposeMessage: true, publicMessage: 'The audit store is unavailable' },
+  STORE_VERSION_TOO_NEW: { rpc: -32603, http: 500, httpLevel: false, type: 'store_version_too_new', exposeMessage: false, publicMessage: 'The storage schema is newer than this gateway' },
   SHUTTING_DOWN: { rpc: -32603, http: 503, httpLevel: false, type: 'shutting_down', exposeMessage: true, publicMessage: 'Gateway is shutting down' },
   CONFIG_INVALID: { rpc: -32603, http: 500, httpLevel: false, type: 'config_invalid', exposeMessage: true, publicMessage: 'Configuration is invalid' },
   INTERNAL: { rpc: -32603, http: 500, httpLevel: false, type: 'internal', exposeMessage: false, publicMessage: 'Internal gateway error' },

@@ -5,6 +5,7 @@
  * opaque JSON objects here, so unknown methods, `_meta` and content pass through untouched.
  */
 import { GatehouseError } from './errors.ts';
+import { lazyJsonObject, parseSpan, scanEnvelope, stringifyMessage } from './raw-json.ts';
 
 export type JsonRpcId = string | number;
 export type JsonObject = { [key: string]: unknown };
@@ -83,16 +84,18 @@ export function parseJson(text: string, limits: ParseLimits = DEFAULT_PARSE_LIMI
   }
 }
 
+/**
+ * Count bracket depth outside strings. String contents are skipped with indexOf to the next
+ * quote, not walked character by character (337 µs against about 1 µs on a 100 KiB body).
+ * Invalid JSON may miscount; JSON.parse refuses it right after.
+ */
 function checkDepth(text: string, maxDepth: number): void {
   let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
+  const length = text.length;
+  for (let i = 0; i < length; i++) {
     const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c /* \ */) i++;
-      else if (c === 0x22 /* " */) inString = false;
-    } else if (c === 0x22) {
-      inString = true;
+    if (c === 0x22 /* " */) {
+      i = stringEnd(text, i);
     } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       if (++depth > maxDepth) {
         throw new GatehouseError('ARGUMENTS_TOO_DEEP', `JSON nesting exceeds ${maxDepth} levels`);
@@ -102,6 +105,45 @@ function checkDepth(text: string, maxDepth: number): void {
     }
   }
 }
+
+/** The index of the quote that closes the string opened at `open` (text.length when none does). */
+function stringEnd(text: string, open: number): number {
+  let from = open + 1;
+  for (;;) {
+    const quote = text.indexOf('"', from);
+    if (quote === -1) return text.length;
+    // Escaped when preceded by an odd run of backslashes. Each backslash is counted once
+    // (runs end at the quote), so the scan stays linear.
+    let backslashes = 0;
+    for (let k = quote - 1; k > open && text.charCodeAt(k) === 0x5c; k--) backslashes++;
+    if (backslashes % 2 === 0) return quote;
+    from = quote + 1;
+  }
+}
+
+/**
+ * Parse one message from an upstream (a body, an SSE event, a stdio line): one message or a
+ * batch array, as parseJson + toMessage would, except that a result stays unparsed text
+ * behind a lazy object (raw-json.ts) so it can be forwarded without re-serialization. The
+ * same depth limit applies: upstream answers are less hostile than agent input, but a
+ * lazily parsed member still reaches recursive walks, and tracking depth in the scan is free.
+ */
+export function parseMessage(text: string, limits: ParseLimits = DEFAULT_PARSE_LIMITS): JsonRpcMessage | JsonRpcMessage[] {
+  const envelope = scanEnvelope(text, limits.maxDepth, 'result');
+  // Batches, requests, notifications and errors are small and read whole; so is anything odd.
+  if (envelope === undefined || envelope.inner === undefined || envelope.members.has('method') || envelope.members.has('__proto__')) {
+    const value = JSON.parse(envelope?.text ?? text) as unknown;
+    return Array.isArray(value) ? value.map((item) => toMessage(item)) : toMessage(value);
+  }
+  const value: JsonObject = {};
+  for (const [key, span] of envelope.members) {
+    value[key] = key === 'result' ? lazyJsonObject(envelope.text, span, envelope.inner) : parseSpan(envelope.text, span);
+  }
+  return toMessage(value);
+}
+
+/** Serialize a message for the wire; a lazy result goes out as the text it came in. */
+export const serializeMessage: (message: JsonRpcMessage) => string = stringifyMessage;
 
 function isId(v: unknown): v is JsonRpcId {
   return (typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)));

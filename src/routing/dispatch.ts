@@ -199,9 +199,9 @@ export function dispatchStage(deps: DispatchDeps): Stage {
       const method = ctx.request.method;
       const kind = LIST_METHODS[method];
       if (kind !== undefined) {
-        const result = listPage(view, kind, ctx.request.params, deps.pageSize);
-        if (ctx.session.era === 'modern') Object.assign(result, { ttlMs: deps.listTtlMs, cacheScope: 'private' });
-        return ok(ctx, result);
+        // 2026-07-28 lists are cacheable results: the hints go into the precomputed page.
+        const hints = ctx.session.era === 'modern' ? { ttlMs: deps.listTtlMs, cacheScope: 'private' } : undefined;
+        return ok(ctx, listPage(view, kind, ctx.request.params, deps.pageSize, hints));
       }
       const handler = handlers[method];
       if (handler !== undefined) return handler(ctx, view, deps);

@@ -13,6 +13,8 @@ import { fulfilForLegacySession } from './input-fulfilment.ts';
 import { metaOf } from '../protocol/jsonrpc.ts';
 import type { InputRequiredBroker } from './input-required.ts';
 import { exposeTaskIds } from './tasks.ts';
+import type { AttemptSpan } from '../telemetry/tracing.ts';
+import { withTraceContext } from '../telemetry/trace-context.ts';
 
 export interface ForwardDeps {
   registry: UpstreamRegistry;
@@ -33,6 +35,28 @@ export async function forward(
   method: string,
   params: JsonObject | undefined,
   headers?: Readonly<Record<string, string>>,
+): Promise<JsonRpcResponse> {
+  // Telemetry: one child span per upstream attempt, ended with what the attempt came to.
+  const span = ctx.trace?.startAttempt(target, method);
+  if (span === undefined) return forwardAttempt(ctx, deps, target, method, params, headers, undefined);
+  try {
+    const response = await forwardAttempt(ctx, deps, target, method, params, headers, span);
+    span.end(response);
+    return response;
+  } catch (err) {
+    span.end(undefined, err);
+    throw err;
+  }
+}
+
+async function forwardAttempt(
+  ctx: CallContext,
+  deps: ForwardDeps,
+  target: string,
+  method: string,
+  params: JsonObject | undefined,
+  headers: Readonly<Record<string, string>> | undefined,
+  span: AttemptSpan | undefined,
 ): Promise<JsonRpcResponse> {
   const connection = await deps.registry.connectionFor(target, ctx.session);
   ctx.record.target = target;
@@ -57,6 +81,8 @@ export async function forward(
       }
     }
   }
+  // The attempt's trace context goes upstream: HTTP headers, and `_meta` where the era has it.
+  if (span !== undefined) ({ params: outbound, headers } = withTraceContext(span, outbound, headers, connection.facts?.era));
   const timeoutMs = deps.timeoutMs(target);
   if (ctx.session.era === 'modern' && connection.facts?.era === 'legacy') {
     // A legacy upstream may ask this modern agent for input mid-call: bridge it with MRTR.

@@ -1,10 +1,12 @@
 /**
  * The aggregated list methods (`tools/list`, `prompts/list`, `resources/list`,
- * `resources/templates/list`): served from the precomputed catalog view with opaque cursors.
+ * `resources/templates/list`): served from the precomputed catalog view with opaque cursors,
+ * each page serialized once per catalog revision.
  */
 import { GatehouseError } from '../protocol/errors.ts';
 import type { JsonObject } from '../protocol/jsonrpc.ts';
 import type { CatalogView } from '../catalog/catalog.ts';
+import { lazyJsonObject, type MemberSpans } from '../protocol/raw-json.ts';
 
 export type ListKind = 'tools' | 'prompts' | 'resources' | 'resourceTemplates';
 
@@ -46,12 +48,54 @@ function decodeCursor(kind: ListKind, cursor: unknown): number {
   throw new GatehouseError('INVALID_PARAMS', 'Invalid pagination cursor');
 }
 
-/** One page of a list result. */
-export function listPage(view: CatalogView, kind: ListKind, params: JsonObject | undefined, pageSize: number): JsonObject {
+/** A page as text, with where its members are: the catalog is the same for every call until it is rebuilt. */
+interface SerializedPage {
+  text: string;
+  members: MemberSpans;
+}
+
+/**
+ * Serialized pages per catalog view (a rebuilt catalog is new views, so a revision never
+ * serves another's pages). Serializing 500 tool definitions per request was most of a
+ * `tools/list`; now a page is built once and every request sends the same text. Only pages
+ * at cursors the gateway issues (multiples of the page size) are kept, at most a bounded
+ * number per view, since a cursor's offset can be forged.
+ */
+const pageCache = new WeakMap<CatalogView, Map<string, SerializedPage>>();
+const MAX_CACHED_PAGES_PER_VIEW = 256;
+
+function serializePage(kind: ListKind, page: readonly JsonObject[], nextCursor: string | undefined, extra: JsonObject | undefined): SerializedPage {
+  const members: MemberSpans = new Map();
+  let text = '{';
+  const add = (key: string, valueText: string): void => {
+    text += `${text.length > 1 ? ',' : ''}${JSON.stringify(key)}:`;
+    members.set(key, { start: text.length, end: text.length + valueText.length });
+    text += valueText;
+  };
+  add(kind, `[${page.map((item) => JSON.stringify(item)).join(',')}]`);
+  if (nextCursor !== undefined) add('nextCursor', JSON.stringify(nextCursor));
+  for (const [key, value] of Object.entries(extra ?? {})) if (value !== undefined && !members.has(key)) add(key, JSON.stringify(value));
+  return { text: `${text}}`, members };
+}
+
+/**
+ * One page of a list result, plus `extra` members (the 2026-07-28 cache hints). The result is a
+ * lazy object over precomputed text (protocol/raw-json.ts): it reads like any result and is
+ * written to the wire without being serialized again.
+ */
+export function listPage(view: CatalogView, kind: ListKind, params: JsonObject | undefined, pageSize: number, extra?: JsonObject): JsonObject {
   const all = items(view, kind);
   const offset = decodeCursor(kind, params?.['cursor']);
-  const page = offset === 0 && all.length <= pageSize ? all : all.slice(offset, offset + pageSize);
-  const result: JsonObject = { [kind]: page };
-  if (offset + pageSize < all.length) result['nextCursor'] = encodeCursor(kind, offset + pageSize);
-  return result;
+  const key = `${kind}\u0000${offset}\u0000${pageSize}\u0000${extra === undefined ? '' : JSON.stringify(extra)}`;
+  let cache = pageCache.get(view);
+  let page = cache?.get(key);
+  if (page === undefined) {
+    const next = offset + pageSize < all.length ? encodeCursor(kind, offset + pageSize) : undefined;
+    page = serializePage(kind, offset === 0 && all.length <= pageSize ? all : all.slice(offset, offset + pageSize), next, extra);
+    if (offset % pageSize === 0) {
+      if (cache === undefined) pageCache.set(view, (cache = new Map()));
+      if (cache.size < MAX_CACHED_PAGES_PER_VIEW) cache.set(key, page);
+    }
+  }
+  return lazyJsonObject(page.text, { start: 0, end: page.text.length }, page.members);
 }

@@ -34,6 +34,9 @@ export function callLogLine(logger: GatewayLogger): (record: Readonly<CallRecord
         outcome: r.outcome,
         error_type: r.errorType,
         correlation_id: r.correlationId,
+        // Join a log line with its trace (the agent's trace id even when tracing is off).
+        trace_id: r.traceId,
+        span_id: r.spanId,
       },
       r.method,
     );

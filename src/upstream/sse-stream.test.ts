@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../clock.ts';
 import { backoffMs, decodeMessages, newCursor, readBodyText, readSseBody, waitFor, type SseEvent } from './sse-stream.ts';
@@ -58,8 +59,14 @@ describe('body helpers', () => {
   });
 
   it('readBodyText enforces its byte limit', async () => {
-    expect(await readBodyText(chunks('ab', Buffer.from('cd')), 10, () => {})).toBe('abcd');
-    await expect(readBodyText(chunks('abcdef'), 4, () => {})).rejects.toMatchObject({ code: 'UPSTREAM_PROTOCOL_ERROR' });
+    expect(await readBodyText(Readable.from(['ab', Buffer.from('cd')]), 10, () => {})).toBe('abcd');
+    await expect(readBodyText(Readable.from(['abcdef']), 4, () => {})).rejects.toMatchObject({ code: 'UPSTREAM_PROTOCOL_ERROR' });
+    // A multibyte character split across chunks survives.
+    const euro = Buffer.from('€');
+    expect(await readBodyText(Readable.from([euro.subarray(0, 1), euro.subarray(1)]), 10, () => {})).toBe('€');
+    const destroyed = Readable.from(['x']);
+    destroyed.destroy();
+    await expect(readBodyText(destroyed, 10, () => {})).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
   });
 });
 

@@ -7,9 +7,10 @@
 import { createParser } from 'eventsource-parser';
 import { Pool } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Clock } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
-import { parseJson, toMessage, type JsonRpcMessage } from '../protocol/jsonrpc.ts';
+import { parseMessage, type JsonRpcMessage } from '../protocol/jsonrpc.ts';
 
 /** Delay before reconnecting when the server sent no `retry` field (the HTML SSE default is UA-defined; 1 s is common). */
 export const DEFAULT_RETRY_MS = 1000;
@@ -202,22 +203,32 @@ export async function followSseStream(options: FollowSseOptions): Promise<void> 
 /** Largest JSON body read into memory. */
 export const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
-/** Read a whole (bounded) body as UTF-8 text. */
-export async function readBodyText(
-  body: AsyncIterable<Uint8Array | string>,
-  limitBytes: number,
-  onBytes: (count: number) => void,
-): Promise<string> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of body) {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    total += buf.byteLength;
-    onBytes(buf.byteLength);
-    if (total > limitBytes) throw new GatehouseError('UPSTREAM_PROTOCOL_ERROR', 'upstream body exceeds the size limit');
-    chunks.push(buf);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+/**
+ * Read a whole (bounded) body as UTF-8 text. With 'data' events rather than `for await`: the
+ * async iterator costs ~20 µs per body, a fifth of what an upstream exchange should cost.
+ */
+export function readBodyText(body: Readable, limitBytes: number, onBytes: (count: number) => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (chunk: Buffer | string): void => {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      total += buf.byteLength;
+      onBytes(buf.byteLength);
+      if (total > limitBytes) {
+        body.off('data', onData);
+        body.destroy();
+        reject(new GatehouseError('UPSTREAM_PROTOCOL_ERROR', 'upstream body exceeds the size limit'));
+        return;
+      }
+      chunks.push(buf);
+    };
+    body.on('data', onData);
+    body.once('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, total).toString('utf8')));
+    body.once('error', reject);
+    // A body destroyed without an error (aborted elsewhere) never ends: settle anyway.
+    body.once('close', () => reject(new GatehouseError('UPSTREAM_UNAVAILABLE', 'upstream body closed before its end')));
+  });
 }
 
 /** Release a body we do not need, so its connection can be reused (or is dropped if too large). */
@@ -235,8 +246,9 @@ export async function discardBody(body: { dump(opts?: { limit: number }): Promis
  */
 export function decodeMessages(text: string): JsonRpcMessage[] {
   try {
-    const value = parseJson(text);
-    return Array.isArray(value) ? value.map((item) => toMessage(item)) : [toMessage(value)];
+    // Results stay raw text until something reads them (protocol/raw-json.ts).
+    const decoded = parseMessage(text);
+    return Array.isArray(decoded) ? decoded : [decoded];
   } catch (err) {
     throw new GatehouseError('UPSTREAM_PROTOCOL_ERROR', 'upstream sent a message that is not valid JSON-RPC', { cause: err });
   }

@@ -8,7 +8,7 @@ import type { Pool } from 'undici';
 import { systemClock, type Clock } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
-import { callHandler, type SendOptions, type TransportHandlers, type TransportStats, type UpstreamTransport } from './transport.ts';
+import { callHandler, traceHeaders, type SendOptions, type TransportHandlers, type TransportStats, type UpstreamTransport } from './transport.ts';
 import {
   backoffMs, decodeMessages, discardBody, linkAbort, mediaTypeOf, newCursor, readSseBody, upstreamUnavailable, waitFor,
   type SseEvent,
@@ -77,7 +77,7 @@ class SseTransport implements UpstreamTransport {
       this.stats.bytesOut += Buffer.byteLength(body);
       const res = await this.pool.request({
         method: 'POST', path: endpoint, body, signal: exchange.signal,
-        headers: { ...this.baseHeaders, 'content-type': 'application/json' },
+        headers: { ...this.baseHeaders, ...traceHeaders(options.headers), 'content-type': 'application/json' },
         headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs,
       });
       await discardBody(res.body);

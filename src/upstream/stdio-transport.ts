@@ -16,7 +16,7 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
-import { parseJson, toMessage, type JsonRpcMessage } from '../protocol/jsonrpc.ts';
+import { parseMessage, type JsonRpcMessage } from '../protocol/jsonrpc.ts';
 import { LineSplitter } from './line-splitter.ts';
 import { computeRestartDelay, STABLE_UPTIME_MS, type StdioRestartPolicy } from './restart-backoff.ts';
 import { callHandler, type TransportHandlers, type TransportStats, type UpstreamTransport } from './transport.ts';
@@ -259,7 +259,9 @@ class StdioTransport implements UpstreamTransport {
     if (text.trim() === '') return;
     let message: JsonRpcMessage;
     try {
-      message = toMessage(parseJson(text));
+      const decoded = parseMessage(text);
+      if (Array.isArray(decoded)) throw new GatehouseError('INVALID_REQUEST', 'A JSON-RPC message must be an object');
+      message = decoded;
     } catch (err) {
       // MCP forbids non-messages on stdout, but servers do print banners; skip, never crash.
       this.stats.skippedLines++;

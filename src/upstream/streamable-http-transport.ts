@@ -10,6 +10,7 @@
  * streams by GET + Last-Event-ID (2025-11-25 basic/transports "Resumability and Redelivery").
  */
 import type { Pool } from 'undici';
+import type { Readable } from 'node:stream';
 import { systemClock, type Clock } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import { encodeHeaderValue, isPlainHeaderValue, mcpNameOf, modernVersionOf } from '../protocol/mcp-headers.ts';
@@ -17,7 +18,8 @@ import {
   isErrorResponse, isNotification, isRequest, isResponse,
   type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest,
 } from '../protocol/jsonrpc.ts';
-import { callHandler, type InboundContext, type SendOptions, type TransportHandlers, type TransportStats, type UpstreamTransport } from './transport.ts';
+import { abortAll, ExchangeAbort } from './exchange-abort.ts';
+import { callHandler, traceHeaders, type InboundContext, type SendOptions, type TransportHandlers, type TransportStats, type UpstreamTransport } from './transport.ts';
 import {
   MAX_BODY_BYTES, decodeMessages, discardBody, followSseStream, headerValue, linkAbort, mediaTypeOf, newCursor,
   readBodyText, upstreamUnavailable,
@@ -58,8 +60,10 @@ class StreamableHttpTransport implements UpstreamTransport {
   private readonly timeoutMs: number;
   private readonly wantsStandalone: boolean;
   private readonly maxResumeAttempts: number;
-  /** Aborted by close(): every exchange, stream and timer hangs off it. */
+  /** Aborted by close(): every stream and timer hangs off it. */
   private readonly lifetime = new AbortController();
+  /** POST exchanges in flight; close() aborts them. */
+  private readonly inflight = new Set<ExchangeAbort>();
   private handlers: TransportHandlers | undefined;
   private sessionId: string | undefined;
   private protocolVersion: string | undefined;
@@ -103,14 +107,13 @@ class StreamableHttpTransport implements UpstreamTransport {
   async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
     if (this.closed) throw new GatehouseError('UPSTREAM_UNAVAILABLE', 'transport is closed');
     if (!this.handlers) throw new GatehouseError('UPSTREAM_UNAVAILABLE', 'transport not started');
-    const exchange = new AbortController();
-    const unlink = linkAbort(exchange, [this.lifetime.signal, options.signal]);
+    const exchange = new ExchangeAbort(this.inflight, options.signal);
     return new Promise<void>((resolve, reject) => {
       // The exchange may outlive send(): a request stream is read to its end after the response
       // resolved it, so the connection returns to the pool cleanly.
       this.exchange(message, exchange, resolve, options.headers)
         .then(resolve, (err: unknown) => reject(this.failure(err, options.signal)))
-        .finally(unlink);
+        .finally(() => exchange.release());
     });
   }
 
@@ -121,7 +124,9 @@ class StreamableHttpTransport implements UpstreamTransport {
 
   private async shutdown(): Promise<void> {
     const session = this.sessionId;
-    this.lifetime.abort(new GatehouseError('UPSTREAM_UNAVAILABLE', 'transport closed'));
+    const reason = new GatehouseError('UPSTREAM_UNAVAILABLE', 'transport closed');
+    this.lifetime.abort(reason);
+    abortAll(this.inflight, reason);
     try {
       if (session !== undefined) await this.deleteSession(session);
     } finally {
@@ -148,18 +153,18 @@ class StreamableHttpTransport implements UpstreamTransport {
 
   // ---- one POST exchange ----
 
-  private async exchange(message: JsonRpcMessage, exchange: AbortController, answered: () => void, extra?: Readonly<Record<string, string>>): Promise<void> {
+  private async exchange(message: JsonRpcMessage, exchange: ExchangeAbort, answered: () => void, extra?: Readonly<Record<string, string>>): Promise<void> {
     const modern = modernVersionOf(message);
     const initialize = isRequest(message) && message.method === 'initialize';
     // A new initialize starts a new session: it must not carry the old id (2025-11-25 "Session Management" 4).
     const session = modern === undefined && !initialize ? this.sessionId : undefined;
-    const headers = modern === undefined ? this.legacyHeaders(session, !initialize) : this.modernHeaders(message, modern, extra);
+    const headers = modern === undefined ? { ...this.legacyHeaders(session, !initialize), ...traceHeaders(extra) } : this.modernHeaders(message, modern, extra);
     headers['content-type'] = 'application/json';
     headers['accept'] = 'application/json, text/event-stream';
     const body = JSON.stringify(message);
     this.stats.bytesOut += Buffer.byteLength(body);
     const res = await this.pool.request({
-      method: 'POST', path: this.path, headers, body, signal: exchange.signal,
+      method: 'POST', path: this.path, headers, body, signal: exchange,
       headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs,
     });
     const ok = res.statusCode >= 200 && res.statusCode < 300;
@@ -187,7 +192,7 @@ class StreamableHttpTransport implements UpstreamTransport {
 
   /** A non-2xx answer: session expiry, a JSON-RPC error to pass through, or a failure. */
   private async failedResponse(
-    message: JsonRpcMessage, status: number, body: AsyncIterable<Uint8Array | string>, session: string | undefined,
+    message: JsonRpcMessage, status: number, body: Readable, session: string | undefined,
   ): Promise<void> {
     const text = await readBodyText(body, ERROR_BODY_LIMIT, (n) => { this.stats.bytesIn += n; }).catch(() => '');
     if (status === 404 && session !== undefined) {
@@ -214,7 +219,7 @@ class StreamableHttpTransport implements UpstreamTransport {
    * are never resumed (2026-07-28: "Resumable SSE streams via Last-Event-ID are not supported").
    */
   private async followRequestStream(
-    request: JsonRpcRequest, body: AsyncIterable<Uint8Array | string>, exchange: AbortController,
+    request: JsonRpcRequest, body: AsyncIterable<Uint8Array | string>, exchange: ExchangeAbort,
     onAnswered: () => void, session: string | undefined | null,
   ): Promise<void> {
     let answered = false;

@@ -27,9 +27,21 @@ export interface SendOptions {
   /**
    * HTTP transports, 2026-07-28 requests: extra headers derived from the body that the
    * transport cannot know on its own (`Mcp-Param-*` from the tool's `x-mcp-header`
-   * parameters). Other transports ignore them.
+   * parameters). The W3C trace-context headers among them go on every HTTP request, whatever
+   * the era (see traceHeaders). Other transports ignore them.
    */
   headers?: Readonly<Record<string, string>>;
+}
+
+/** The W3C trace-context headers (`traceparent`, `tracestate`) among a request's extra headers. */
+export function traceHeaders(extra: Readonly<Record<string, string>> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  const parent = extra?.['traceparent'];
+  if (parent === undefined) return out;
+  out['traceparent'] = parent;
+  const state = extra?.['tracestate'];
+  if (state !== undefined) out['tracestate'] = state;
+  return out;
 }
 
 /** Counters a transport keeps for health and telemetry. */

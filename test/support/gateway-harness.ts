@@ -1,4 +1,7 @@
 // Builds an in-process gateway on 127.0.0.1 with a free port, for integration tests.
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Gateway } from '../../src/gateway.ts';
 import { parseConfig } from '../../src/config/load.ts';
@@ -11,6 +14,8 @@ export interface TestGateway {
   gateway: Gateway;
   url: string;
   base: string;
+  /** Base URL of the admin listener (`/metrics`, `/slos`). */
+  adminBase: string;
   records: CallRecord[];
   /** Every JSON log line the gateway wrote. */
   logLines: Array<Record<string, unknown>>;
@@ -18,7 +23,14 @@ export interface TestGateway {
 }
 
 export async function startGateway(input: Omit<ConfigInput, 'listener'> & { listener?: ConfigInput['listener'] }): Promise<TestGateway> {
-  const config = parseConfig({ ...input, listener: { host: '127.0.0.1', port: 0, ...input.listener } }, 'test-config', { configDir: REPO_ROOT });
+  // The admin listener gets a free port too, so parallel test files never collide on 9090.
+  // Each gateway gets its own SQLite file unless the test names a store: audit is on, as in production.
+  const storage = input.storage ?? { driver: 'sqlite' as const, path: path.join(mkdtempSync(path.join(os.tmpdir(), 'gh-gw-')), 'gatehouse.db') };
+  const config = parseConfig(
+    { ...input, storage, listener: { host: '127.0.0.1', port: 0, ...input.listener }, admin: { port: 0, ...input.admin } },
+    'test-config',
+    { configDir: REPO_ROOT },
+  );
   const records: CallRecord[] = [];
   const logLines: Array<Record<string, unknown>> = [];
   const sink = new Writable({
@@ -30,7 +42,8 @@ export async function startGateway(input: Omit<ConfigInput, 'listener'> & { list
   const gateway = new Gateway({ config, logger: createLogger('debug', sink), recordListeners: [(r) => records.push({ ...r })] });
   await gateway.start();
   const url = gateway.url;
-  return { gateway, url, base: url.replace(/\/mcp$/, ''), records, logLines, stop: () => gateway.stop() };
+  const adminBase = `http://127.0.0.1:${gateway.adminPort}`;
+  return { gateway, url, base: url.replace(/\/mcp$/, ''), adminBase, records, logLines, stop: () => gateway.stop() };
 }
 
 /** Raw POST helper for protocol-level tests. */

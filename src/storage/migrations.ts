@@ -1,0 +1,136 @@
+/**
+ * The schema, as one list of kysely migrations that serves SQLite and PostgreSQL alike, and
+ * the guard that refuses a database written by a newer Gatehouse before anything touches it.
+ *
+ * A released migration is frozen: a schema change is a new migration with the next number,
+ * never an edit (databases in the field already ran the old text). So migrations use literal
+ * values, not constants from elsewhere in the code that might change.
+ */
+import { Migrator, sql, type Kysely, type Migration } from 'kysely';
+import { GatehouseError } from '../protocol/errors.ts';
+import type { Database } from './audit-table.ts';
+
+export type SqlDialect = 'sqlite' | 'postgres';
+
+/** kysely's migrator tables, renamed so every table of ours starts with `gatehouse_`. */
+export const MIGRATION_TABLE = 'gatehouse_migration';
+export const MIGRATION_LOCK_TABLE = 'gatehouse_migration_lock';
+
+/** Columns the audit query filters on; each gets an index ending in seq (the query order). */
+const FILTER_COLUMNS = ['user_id', 'agent_id', 'tenant_id', 'tool', 'outcome'] as const;
+
+/** Names are `NNNN_what`: the number is the schema version the migration brings. */
+function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
+  return {
+    '0001_audit': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createTable('gatehouse_audit')
+          // SQLite: exactly `integer primary key` makes seq the rowid (no second b-tree).
+          // PostgreSQL: bigint, since a busy gateway outgrows int4 in years, not decades.
+          .addColumn('seq', dialect === 'sqlite' ? 'integer' : 'bigint', (c) => c.primaryKey())
+          .addColumn('time', 'bigint', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('call', 'admin')`))
+          .addColumn('request_id', 'text', (c) => c.notNull())
+          .addColumn('session_id', 'text')
+          .addColumn('trace_id', 'text')
+          .addColumn('user_id', 'text')
+          .addColumn('agent_id', 'text')
+          .addColumn('tenant_id', 'text')
+          .addColumn('target', 'text')
+          .addColumn('tool', 'text')
+          .addColumn('tool_version', 'text')
+          .addColumn('method', 'text', (c) => c.notNull())
+          .addColumn('args_hash', 'text')
+          // TEXT, not jsonb: the stored JSON is hashed as written, and jsonb would re-serialize
+          // it (key order, whitespace, escapes); it also cannot hold \u0000.
+          .addColumn('args', 'text')
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('error_type', 'text')
+          // A double holds every finite JS number exactly, fractional latencies included.
+          .addColumn('latency_ms', 'double precision', (c) => c.notNull())
+          .addColumn('bytes_in', 'bigint', (c) => c.notNull())
+          .addColumn('bytes_out', 'bigint', (c) => c.notNull())
+          .addColumn('target_version', 'text')
+          .addColumn('prev_hash', 'text', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .execute();
+        // Time ranges and age-based pruning.
+        await db.schema.createIndex('gatehouse_audit_time').on('gatehouse_audit').column('time').execute();
+        for (const column of FILTER_COLUMNS) {
+          await db.schema.createIndex(`gatehouse_audit_${column}`).on('gatehouse_audit').columns([column, 'seq']).execute();
+        }
+        await db.schema
+          .createTable('gatehouse_audit_head')
+          .addColumn('id', 'integer', (c) => c.primaryKey().check(sql`id = 1`))
+          .addColumn('last_seq', 'bigint', (c) => c.notNull())
+          .addColumn('last_hash', 'text', (c) => c.notNull())
+          .execute();
+        await sql`insert into gatehouse_audit_head (id, last_seq, last_hash) values (1, 0, ${'0'.repeat(64)})`.execute(db);
+      },
+    },
+  };
+}
+
+function versionOf(name: string): number {
+  const match = /^(\d+)_/.exec(name);
+  return match ? Number(match[1]) : 0;
+}
+
+/** The schema version this build writes. */
+export const SCHEMA_VERSION = Math.max(...Object.keys(migrationsFor('sqlite')).map(versionOf));
+
+async function tableExists(db: Kysely<Database>, dialect: SqlDialect, table: string): Promise<boolean> {
+  const query =
+    dialect === 'sqlite'
+      ? sql<{ present: number }>`select count(*) as present from sqlite_master where type = 'table' and name = ${table}`
+      : sql<{ present: number }>`select (to_regclass(${table}) is not null)::int as present`;
+  const result = await query.execute(db);
+  return Number(result.rows[0]?.present ?? 0) > 0;
+}
+
+async function appliedMigrations(db: Kysely<Database>, dialect: SqlDialect): Promise<string[]> {
+  if (!(await tableExists(db, dialect, MIGRATION_TABLE))) return [];
+  const result = await sql<{ name: string }>`select name from ${sql.table(MIGRATION_TABLE)}`.execute(db);
+  return result.rows.map((row) => row.name);
+}
+
+/** Throws STORE_VERSION_TOO_NEW when `applied` holds a version this build does not know. */
+function refuseNewer(applied: readonly string[]): void {
+  const newest = Math.max(0, ...applied.map(versionOf));
+  if (newest <= SCHEMA_VERSION) return;
+  throw new GatehouseError(
+    'STORE_VERSION_TOO_NEW',
+    `the database has schema version ${newest}, written by a newer Gatehouse; this build knows versions up to ${SCHEMA_VERSION}. ` +
+      'It was left unmodified: run the newer Gatehouse, or point storage at another database.',
+    { data: { databaseVersion: newest, supportedVersion: SCHEMA_VERSION } },
+  );
+}
+
+/**
+ * Bring the schema to SCHEMA_VERSION. A database with a newer version is refused before any
+ * statement that could modify it runs (kysely's migrator would create its tables first).
+ */
+export async function migrateSchema(db: Kysely<Database>, dialect: SqlDialect): Promise<{ from: number; to: number }> {
+  const before = await appliedMigrations(db, dialect);
+  refuseNewer(before);
+  const from = Math.max(0, ...before.map(versionOf));
+  const migrations = migrationsFor(dialect);
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: MIGRATION_TABLE,
+    migrationLockTableName: MIGRATION_LOCK_TABLE,
+  });
+  // Replicas starting together serialize on kysely's lock (an advisory lock on PostgreSQL),
+  // and all pending migrations run in one transaction on both dialects.
+  const { error } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    // A newer replica may have migrated between the check above and the migrator's lock; the
+    // migrator then refused ("previously executed migration is missing") without writing.
+    refuseNewer(await appliedMigrations(db, dialect));
+    throw error;
+  }
+  const after = await appliedMigrations(db, dialect);
+  return { from, to: Math.max(0, ...after.map(versionOf)) };
+}

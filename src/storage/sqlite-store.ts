@@ -1,0 +1,138 @@
+/**
+ * The embedded default store: one SQLite file under the data directory, in WAL mode.
+ *
+ * Durability. `synchronous=FULL` is the default: WAL mode then fsyncs the log at every commit,
+ * so an append that resolved survives power loss and kernel panics as well as kill -9. With
+ * `NORMAL` a commit reaches the WAL in the OS page cache only; that survives kill -9 of the
+ * gateway (the kernel still writes the page cache out) but can lose the last commits on power
+ * loss. "An answered call with no audit row is a defect", and group commit pays one fsync per
+ * batch rather than per call, so FULL is the default and NORMAL an explicit operator choice.
+ *
+ * better-sqlite3 is synchronous: a query, and FULL's fsync, run on the event loop. Group
+ * commit keeps that to one short stall per batch.
+ */
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql } from 'kysely';
+import type { Database } from './audit-table.ts';
+import { SqlStore, type CheckResult } from './sql-store.ts';
+
+export interface SqliteStoreOptions {
+  /** The database file (a relative path resolves against the working directory); its directory is created (0700) when missing. */
+  file: string;
+  synchronous?: 'full' | 'normal';
+  /** How long a statement waits for another process's lock before failing with SQLITE_BUSY. */
+  busyTimeoutMs?: number;
+}
+
+export class SqliteStore extends SqlStore {
+  readonly kind = 'sqlite' as const;
+  readonly file: string;
+
+  private constructor(
+    db: Kysely<Database>,
+    private readonly connection: BetterSqlite3.Database,
+    file: string,
+    private readonly busyTimeoutMs: number,
+  ) {
+    super(db, false);
+    this.file = file;
+  }
+
+  /** Open (creating when missing) the database file and set its pragmas. */
+  static open(options: SqliteStoreOptions): SqliteStore {
+    const file = path.resolve(options.file);
+    // Audit rows can hold call arguments: keep the directory and file private to the gateway's user.
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    const created = !existsSync(file);
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
+    const connection = new BetterSqlite3(file, { timeout: busyTimeoutMs });
+    try {
+      if (created) chmodSync(file, 0o600);
+      const mode = connection.pragma('journal_mode = WAL', { simple: true });
+      if (mode !== 'wal') throw new Error(`${file}: SQLite refused WAL mode (journal_mode is ${String(mode)}); is the file on a network filesystem?`);
+      connection.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    } catch (err) {
+      connection.close();
+      throw err;
+    }
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: connection }) });
+    return new SqliteStore(db, connection, file, busyTimeoutMs);
+  }
+
+  /**
+   * `BEGIN IMMEDIATE` takes the write lock before the chain head is read; a deferred BEGIN
+   * would let two connections read the same head and one then fail to upgrade its lock.
+   * kysely's connection() holds this store's single connection for the whole transaction.
+   *
+   * The lock is waited for here, asynchronously, not in SQLite's busy handler: that handler
+   * sleeps on the event loop, so a CLI prune or backup holding the lock would freeze every
+   * call of the gateway, and a second connection in the same process would wait on a lock
+   * holder that cannot run until the wait ends (a deadlock that lasts the whole timeout).
+   */
+  protected writeTransaction<T>(work: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+    return this.db.connection().execute(async (conn) => {
+      await this.beginImmediate(conn);
+      try {
+        const result = await work(conn);
+        await sql`commit`.execute(conn);
+        return result;
+      } catch (err) {
+        if (this.connection.inTransaction) await sql`rollback`.execute(conn);
+        throw err;
+      }
+    });
+  }
+
+  private async beginImmediate(conn: Kysely<Database>): Promise<void> {
+    const deadline = Date.now() + this.busyTimeoutMs;
+    let delay = 1;
+    // Bounded by the deadline; the delay doubles up to 50 ms.
+    for (;;) {
+      this.connection.pragma('busy_timeout = 0');
+      try {
+        await sql`begin immediate`.execute(conn);
+        return;
+      } catch (err) {
+        if (!isBusy(err) || Date.now() >= deadline) throw err;
+      } finally {
+        this.connection.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 50);
+    }
+  }
+
+  protected async engineCheck(): Promise<CheckResult> {
+    let messages: string[];
+    try {
+      const result = await sql<{ integrity_check: string }>`pragma integrity_check`.execute(this.db);
+      messages = result.rows.map((row) => row.integrity_check);
+    } catch (err) {
+      // A damaged header or b-tree can stop the check itself; that is its verdict too.
+      if (isCorrupt(err)) return { ok: false, detail: `PRAGMA integrity_check: ${(err as Error).message}` };
+      throw err;
+    }
+    if (messages.length === 1 && messages[0] === 'ok') return { ok: true, detail: 'PRAGMA integrity_check: ok' };
+    return { ok: false, detail: `PRAGMA integrity_check: ${messages.slice(0, 5).join(' | ')}${messages.length > 5 ? ` (+${messages.length - 5} more)` : ''}` };
+  }
+
+  protected async release(): Promise<void> {
+    // kysely's SQLite driver closes the connection; SQLite checkpoints and removes the WAL.
+    await this.db.destroy();
+  }
+}
+
+function sqliteCode(err: unknown): string {
+  return err instanceof BetterSqlite3.SqliteError ? err.code : '';
+}
+
+function isBusy(err: unknown): boolean {
+  return sqliteCode(err).startsWith('SQLITE_BUSY');
+}
+
+function isCorrupt(err: unknown): boolean {
+  const code = sqliteCode(err);
+  return code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB';
+}
