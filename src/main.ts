@@ -37,6 +37,8 @@ async function start(file: string): Promise<void> {
       `MCP endpoint (Streamable HTTP, 2026-07-28 and 2025-era): ${url}`,
       ...(config.listener.legacySse ? [`Legacy HTTP+SSE endpoint (2024-11-05):              ${url.replace(/\/mcp$/, '')}/sse`] : []),
       ...Object.keys(config.toolsets).map((t) => `Toolset ${t}: ${url}/${t}`),
+      ...(config.admin.enabled ? [`Admin (metrics, SLOs, audit):                       http://${config.admin.host}:${gateway.adminPort}/metrics`] : []),
+      ...(config.audit.enabled ? [`Audit trail: ${config.storage.driver}${config.storage.driver === 'sqlite' ? ` ${config.storage.path}` : ''}`] : []),
       '',
       'Connect a client:',
       `  - Streamable HTTP clients: point them at ${url}`,
