@@ -174,3 +174,27 @@ describe('a row the store refuses', () => {
     expect(store.rows.map((r) => r.requestId)).toEqual(['r-1', 'r-3']);
   });
 });
+
+describe('retention', () => {
+  it('prunes by age and count at start and then every hour, on the injected clock', async () => {
+    const { AuditService } = await import('./audit-service.ts');
+    const { parseConfig } = await import('../config/load.ts');
+    const { createLogger } = await import('../telemetry/log.ts');
+    const store = new MemoryStore();
+    const calls: Array<{ before?: number | undefined; keep?: number | undefined }> = [];
+    store.pruneAudit = async (options) => {
+      calls.push(options);
+      return 0;
+    };
+    const clock = new ManualClock();
+    const config = parseConfig({ targets: { t: { transport: 'stdio', command: 'x' } }, audit: { retention: { maxAgeDays: 30, maxRows: 1000 } } }, 'test', { configDir: '/' });
+    const service = new AuditService({ store, config: () => config, clock, logger: createLogger('silent'), targetVersion: () => null });
+    await service.start();
+    clock.advance(0);
+    await waitUntil(() => calls.length === 1);
+    expect(calls[0]).toEqual({ before: clock.now() - 30 * 24 * 60 * 60_000, keep: 1000 });
+    clock.advance(60 * 60_000);
+    await waitUntil(() => calls.length === 2);
+    await service.close();
+  });
+});
