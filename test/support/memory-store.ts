@@ -43,7 +43,7 @@ export class MemoryStore implements Store {
     for (const row of this.rows) if (row.seq > (query.afterSeq ?? 0)) yield row;
   }
 
-  async pruneAudit(): Promise<number> {
+  async pruneAudit(_options: { before?: number; keep?: number }): Promise<number> {
     return 0;
   }
 
