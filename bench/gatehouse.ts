@@ -31,9 +31,11 @@ export function gatehouseFeatures(logSink: string, runtime: 'tsx' | 'bundle', ex
     'call record built and emitted once per message',
     'Host/Origin guard, body-size and JSON-depth limits (defaults)',
     'legacy session store with replay buffer (256 events)',
+    'audit row per message, durable before the answer leaves (SQLite WAL, synchronous=FULL, group commit)',
+    'Prometheus metrics and SLO subscribers on every call record; admin listener up; tracing off (no OTLP endpoint)',
     extraKeys.length > 0
       ? `extra config merged into every gateway (--gatehouse-config): ${extraKeys.map((k) => `\`${k}\``).join(', ')}`
-      : 'no extra config: authentication, authorization, rate limits and audit writes were off (pass them with --gatehouse-config as they land)',
+      : 'no extra config: authentication, authorization and rate limits are not in the gateway yet',
   ];
 }
 
@@ -61,6 +63,11 @@ function writeConfig(dir: string, name: string, targets: Record<string, Gatehous
         ]),
       ),
       logging: { level: 'info' },
+      // Production features as shipped: the audit trail on its default store (one SQLite file
+      // per gateway, WAL, synchronous=FULL) and the admin listener (metrics) on a free port,
+      // so several gateways of one run never collide on 9090.
+      storage: { driver: 'sqlite', path: `${name}.db` },
+      admin: { port: 0 },
     },
     extra,
   );

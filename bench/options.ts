@@ -82,7 +82,7 @@ function profile(mode: Mode): BenchOptions {
   switch (mode) {
     case 'smoke':
       return {
-        ...base, rounds: 1, sizes: [100, 102_400], warmupMs: 150, measureMs: 400, setupSamples: 2,
+        ...base, rounds: 1, sizes: [100, 102_400], warmupMs: 500, measureMs: 2_000, setupSamples: 2,
         toolsList: { targets: 5, toolsPerTarget: 40, maxIterations: 20, timeBudgetMs: 3_000 },
         openStreams: { sessions: 50, batch: 25, timeBudgetMs: 10_000 },
         profileSeconds: undefined,

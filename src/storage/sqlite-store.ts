@@ -15,7 +15,9 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
-import type { Database } from './audit-table.ts';
+import { checkAuditInput, toStoredRow, type Database } from './audit-table.ts';
+import type { AuditRow, AuditRowInput, AuditSealer } from './store.ts';
+import { decodeText, encodeText } from './text-codec.ts';
 import { SqlStore, type CheckResult } from './sql-store.ts';
 
 export interface SqliteStoreOptions {
@@ -104,6 +106,56 @@ export class SqliteStore extends SqlStore {
     }
   }
 
+  /**
+   * The hot path of every call: one append per group commit. Through kysely it costs a query
+   * compilation, a statement preparation and several promise hops per statement (about 2 ms of
+   * CPU per commit measured by the benchmark); here it is three prepared statements in one
+   * synchronous `BEGIN IMMEDIATE` transaction. When another connection holds the write lock,
+   * or a kysely transaction (a prune) is open on this one, the general path waits for it
+   * asynchronously instead (see writeTransaction).
+   */
+  override async appendAudit(rows: readonly AuditRowInput[], seal: AuditSealer): Promise<AuditRow[]> {
+    if (rows.length === 0 || !this.connection.open || this.connection.inTransaction) return super.appendAudit(rows, seal);
+    rows.forEach((row, i) => checkAuditInput(row, i));
+    this.connection.pragma('busy_timeout = 0');
+    try {
+      return this.appendNow().immediate(rows, seal);
+    } catch (err) {
+      if (!isBusy(err)) throw err;
+    } finally {
+      this.connection.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+    }
+    return super.appendAudit(rows, seal);
+  }
+
+  private appendNowValue: BetterSqlite3.Transaction<(rows: readonly AuditRowInput[], seal: AuditSealer) => AuditRow[]> | undefined;
+
+  /** Prepared once, on first use: the tables exist only after migration. */
+  private appendNow(): BetterSqlite3.Transaction<(rows: readonly AuditRowInput[], seal: AuditSealer) => AuditRow[]> {
+    if (this.appendNowValue !== undefined) return this.appendNowValue;
+    const columns = Object.keys(toStoredRow(PROBE_ROW, 0, '', ''));
+    const head = this.connection.prepare('SELECT last_seq, last_hash FROM gatehouse_audit_head WHERE id = 1');
+    const insert = this.connection.prepare(`INSERT INTO gatehouse_audit (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')})`);
+    const moveHead = this.connection.prepare('UPDATE gatehouse_audit_head SET last_seq = @last_seq, last_hash = @last_hash WHERE id = 1');
+    this.appendNowValue = this.connection.transaction((rows: readonly AuditRowInput[], seal: AuditSealer): AuditRow[] => {
+      const current = head.get() as { last_seq: number | bigint; last_hash: string } | undefined;
+      if (current === undefined) throw new Error('the audit chain head row is missing; run integrityCheck');
+      let seq = Number(current.last_seq);
+      let prevHash = decodeText(current.last_hash);
+      const written: AuditRow[] = [];
+      for (const row of rows) {
+        seq += 1;
+        const hash = seal(prevHash, row);
+        insert.run(toStoredRow(row, seq, prevHash, hash));
+        written.push({ seq, ...row, prevHash, hash });
+        prevHash = hash;
+      }
+      moveHead.run({ last_seq: seq, last_hash: encodeText(prevHash) });
+      return written;
+    });
+    return this.appendNowValue;
+  }
+
   protected async engineCheck(): Promise<CheckResult> {
     let messages: string[];
     try {
@@ -136,3 +188,9 @@ function isCorrupt(err: unknown): boolean {
   const code = sqliteCode(err);
   return code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB';
 }
+
+/** Any valid row: only its column names are used, to build the prepared insert. */
+const PROBE_ROW: AuditRowInput = {
+  time: 0, kind: 'call', requestId: '', sessionId: null, traceId: null, user: null, agent: null, tenant: null, target: null, tool: null,
+  toolVersion: null, method: '', argsHash: null, args: null, outcome: '', errorType: null, latencyMs: 0, bytesIn: 0, bytesOut: 0, targetVersion: null,
+};
