@@ -137,8 +137,10 @@ async function* iterate<T>(items: T[]): AsyncIterable<T> {
 }
 
 async function waitUntil(check: () => boolean): Promise<void> {
-  // Settles the writer's own promise chains (file I/O, the probe); bounded, no timers of ours.
-  for (let i = 0; i < 1000 && !check(); i++) await new Promise((r) => setImmediate(r));
+  // Waits for the writer's real file I/O and promise chains (the writer's own timers run on
+  // the ManualClock). Polls without sleeping; bounded at 10 s for a loaded CI machine.
+  const deadline = performance.now() + 10_000;
+  while (!check() && performance.now() < deadline) await new Promise((r) => setImmediate(r));
   expect(check()).toBe(true);
 }
 
