@@ -26,7 +26,7 @@ export interface GatehouseRun {
 export function gatehouseFeatures(logSink: string, runtime: 'tsx' | 'bundle', extra: Record<string, unknown> | undefined): string[] {
   const extraKeys = Object.keys(extra ?? {});
   return [
-    runtime === 'tsx' ? 'started as shipped: `node bin/gatehouse.js start` (TypeScript through the tsx loader)' : 'started from a plain-JS bundle of src/main.ts (esbuild, packages external), no tsx loader',
+    runtime === 'tsx' ? 'started as shipped: `node bin/gatehouse.js start` (compiled dist/ when it is as new as the sources, else TypeScript through the tsx loader)' : 'started from a plain-JS bundle of src/main.ts (esbuild, packages external), no tsx loader',
     `per-message JSON log line (pino, level info) → ${logSink === '/dev/null' ? '/dev/null' : 'a file'}`,
     'call record built and emitted once per message',
     'Host/Origin guard, body-size and JSON-depth limits (defaults)',
