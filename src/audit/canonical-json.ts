@@ -4,7 +4,7 @@
  * UTF-16 code units, no whitespace, ECMAScript number and string serialization (a test checks
  * it against the `canonicalize` library). RFC 8785 refuses lone surrogates, but MCP arguments
  * may carry them (JSON allows `\ud800`), and a call must still be audited: they serialize as
- * their `\udXXX` escape, which no other input produces, so the hash stays unambiguous.
+ * their `\uD800`-style escape, which no other input produces, so the hash stays unambiguous.
  */
 import { createHash } from 'node:crypto';
 

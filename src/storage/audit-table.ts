@@ -5,7 +5,7 @@
  * hash mismatch in `audit verify`.
  */
 import type { ColumnType, Insertable, Selectable } from 'kysely';
-import type { AuditRow, AuditRowInput } from './store.ts';
+import type { AuditRow, AuditRowInput, AuditSealer } from './store.ts';
 import { decodeNullableText, decodeText, encodeNullableText, encodeText } from './text-codec.ts';
 
 /** `bigint` columns: node-postgres returns int8 as a string, better-sqlite3 as a number. */
@@ -121,4 +121,22 @@ export function fromStoredRow(row: StoredAuditRow): AuditRow {
     prevHash: decodeText(row.prev_hash),
     hash: decodeText(row.hash),
   };
+}
+
+/**
+ * Seal `rows` onto the chain whose head is `head` (read under the write lock): each row gets
+ * the next seq and `seal(prevHash, row)`. Both stores' append paths use this one loop.
+ */
+export function sealRows(head: { last_seq: number | bigint | string; last_hash: string } | undefined, rows: readonly AuditRowInput[], seal: AuditSealer): AuditRow[] {
+  if (head === undefined) throw new Error('the audit chain head row is missing; run integrityCheck');
+  let seq = Number(head.last_seq);
+  let prevHash = decodeText(head.last_hash);
+  const written: AuditRow[] = [];
+  for (const row of rows) {
+    seq += 1;
+    const hash = seal(prevHash, row);
+    written.push({ seq, ...row, prevHash, hash });
+    prevHash = hash;
+  }
+  return written;
 }

@@ -5,9 +5,9 @@
  */
 import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { AuditQuery, AuditRow, AuditRowInput, AuditSealer, Store } from './store.ts';
-import { checkAuditInput, fromStoredRow, toStoredRow, type Database } from './audit-table.ts';
+import { checkAuditInput, fromStoredRow, sealRows, toStoredRow, type Database } from './audit-table.ts';
 import { migrateSchema, type SqlDialect } from './migrations.ts';
-import { decodeText, encodeText } from './text-codec.ts';
+import { encodeText } from './text-codec.ts';
 
 /** Rows per multi-row INSERT: 23 columns × 200 stays far below both engines' parameter limits. */
 const INSERT_CHUNK = 200;
@@ -55,22 +55,13 @@ export abstract class SqlStore implements Store {
       // paging by `afterSeq` therefore never skip a row that commits late.
       let head = trx.selectFrom('gatehouse_audit_head').select(['last_seq', 'last_hash']).where('id', '=', 1);
       if (this.lockHeadRow) head = head.forUpdate();
-      const current = await head.executeTakeFirst();
-      if (current === undefined) throw new Error('the audit chain head row is missing; run integrityCheck');
-      let seq = Number(current.last_seq);
-      let prevHash = decodeText(current.last_hash);
-      const written: AuditRow[] = [];
-      for (const row of rows) {
-        seq += 1;
-        const hash = seal(prevHash, row);
-        written.push({ seq, ...row, prevHash, hash });
-        prevHash = hash;
-      }
+      const written = sealRows(await head.executeTakeFirst(), rows, seal);
       for (let i = 0; i < written.length; i += INSERT_CHUNK) {
         const chunk = written.slice(i, i + INSERT_CHUNK);
         await trx.insertInto('gatehouse_audit').values(chunk.map((row) => toStoredRow(row, row.seq, row.prevHash, row.hash))).execute();
       }
-      await trx.updateTable('gatehouse_audit_head').set({ last_seq: seq, last_hash: encodeText(prevHash) }).where('id', '=', 1).execute();
+      const last = written[written.length - 1]!;
+      await trx.updateTable('gatehouse_audit_head').set({ last_seq: last.seq, last_hash: encodeText(last.hash) }).where('id', '=', 1).execute();
       return written;
     });
   }

@@ -15,9 +15,9 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
-import { checkAuditInput, toStoredRow, type Database } from './audit-table.ts';
+import { checkAuditInput, sealRows, toStoredRow, type Database } from './audit-table.ts';
 import type { AuditRow, AuditRowInput, AuditSealer } from './store.ts';
-import { decodeText, encodeText } from './text-codec.ts';
+import { encodeText } from './text-codec.ts';
 import { SqlStore, type CheckResult } from './sql-store.ts';
 
 export interface SqliteStoreOptions {
@@ -138,19 +138,10 @@ export class SqliteStore extends SqlStore {
     const insert = this.connection.prepare(`INSERT INTO gatehouse_audit (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')})`);
     const moveHead = this.connection.prepare('UPDATE gatehouse_audit_head SET last_seq = @last_seq, last_hash = @last_hash WHERE id = 1');
     this.appendNowValue = this.connection.transaction((rows: readonly AuditRowInput[], seal: AuditSealer): AuditRow[] => {
-      const current = head.get() as { last_seq: number | bigint; last_hash: string } | undefined;
-      if (current === undefined) throw new Error('the audit chain head row is missing; run integrityCheck');
-      let seq = Number(current.last_seq);
-      let prevHash = decodeText(current.last_hash);
-      const written: AuditRow[] = [];
-      for (const row of rows) {
-        seq += 1;
-        const hash = seal(prevHash, row);
-        insert.run(toStoredRow(row, seq, prevHash, hash));
-        written.push({ seq, ...row, prevHash, hash });
-        prevHash = hash;
-      }
-      moveHead.run({ last_seq: seq, last_hash: encodeText(prevHash) });
+      const written = sealRows(head.get() as { last_seq: number | bigint; last_hash: string } | undefined, rows, seal);
+      for (const row of written) insert.run(toStoredRow(row, row.seq, row.prevHash, row.hash));
+      const last = written[written.length - 1]!;
+      moveHead.run({ last_seq: last.seq, last_hash: encodeText(last.hash) });
       return written;
     });
     return this.appendNowValue;
