@@ -86,3 +86,24 @@ export function decodeHeaderValueStrict(value: string): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * The headers of a 2026-07-28 request ("Request Metadata"): `base`, then `extra` (Mcp-Param-*,
+ * traceparent), then the body's version, method and name mirrored. Unrepresentable values are
+ * left out rather than mangled: the server then rejects the request with HeaderMismatch,
+ * which reaches the caller as a JSON-RPC error.
+ */
+export function modernRequestHeaders(
+  base: Readonly<Record<string, string>>,
+  message: JsonRpcMessage,
+  version: string,
+  extra: Readonly<Record<string, string>> | undefined,
+): Record<string, string> {
+  const headers = { ...base };
+  if (extra !== undefined) for (const [name, value] of Object.entries(extra)) headers[name.toLowerCase()] = value;
+  if (isPlainHeaderValue(version)) headers['mcp-protocol-version'] = version;
+  if ('method' in message && isPlainHeaderValue(message.method)) headers['mcp-method'] = message.method;
+  const name = mcpNameOf(message);
+  if (name !== undefined) headers['mcp-name'] = encodeHeaderValue(name);
+  return headers;
+}

@@ -13,7 +13,7 @@ import type { Pool } from 'undici';
 import type { Readable } from 'node:stream';
 import { systemClock, type Clock } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
-import { encodeHeaderValue, isPlainHeaderValue, mcpNameOf, modernVersionOf } from '../protocol/mcp-headers.ts';
+import { isPlainHeaderValue, modernRequestHeaders, modernVersionOf } from '../protocol/mcp-headers.ts';
 import {
   isErrorResponse, isNotification, isRequest, isResponse,
   type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest,
@@ -158,7 +158,7 @@ class StreamableHttpTransport implements UpstreamTransport {
     const initialize = isRequest(message) && message.method === 'initialize';
     // A new initialize starts a new session: it must not carry the old id (2025-11-25 "Session Management" 4).
     const session = modern === undefined && !initialize ? this.sessionId : undefined;
-    const headers = modern === undefined ? { ...this.legacyHeaders(session, !initialize), ...traceHeaders(extra) } : this.modernHeaders(message, modern, extra);
+    const headers = modern === undefined ? { ...this.legacyHeaders(session, !initialize), ...traceHeaders(extra) } : modernRequestHeaders(this.baseHeaders, message, modern, extra);
     headers['content-type'] = 'application/json';
     headers['accept'] = 'application/json, text/event-stream';
     const body = JSON.stringify(message);
@@ -357,19 +357,6 @@ class StreamableHttpTransport implements UpstreamTransport {
     if (withVersion && this.protocolVersion !== undefined && isPlainHeaderValue(this.protocolVersion)) {
       headers['mcp-protocol-version'] = this.protocolVersion;
     }
-    return headers;
-  }
-
-  /** 2026-07-28 "Request Metadata": the body's version, method and name mirrored into headers. */
-  private modernHeaders(message: JsonRpcMessage, version: string, extra: Readonly<Record<string, string>> | undefined): Record<string, string> {
-    const headers = { ...this.baseHeaders };
-    if (extra !== undefined) for (const [name, value] of Object.entries(extra)) headers[name.toLowerCase()] = value;
-    // Unrepresentable values are left out rather than mangled: the server then rejects the
-    // request with HeaderMismatch, which reaches the caller as a JSON-RPC error.
-    if (isPlainHeaderValue(version)) headers['mcp-protocol-version'] = version;
-    if ('method' in message && isPlainHeaderValue(message.method)) headers['mcp-method'] = message.method;
-    const name = mcpNameOf(message);
-    if (name !== undefined) headers['mcp-name'] = encodeHeaderValue(name);
     return headers;
   }
 
