@@ -223,11 +223,18 @@ export function readBodyText(body: Readable, limitBytes: number, onBytes: (count
       }
       chunks.push(buf);
     };
+    let ended = false;
     body.on('data', onData);
-    body.once('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, total).toString('utf8')));
+    body.once('end', () => {
+      ended = true;
+      resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, total).toString('utf8'));
+    });
     body.once('error', reject);
-    // A body destroyed without an error (aborted elsewhere) never ends: settle anyway.
-    body.once('close', () => reject(new GatehouseError('UPSTREAM_UNAVAILABLE', 'upstream body closed before its end')));
+    // A body destroyed without an error (aborted elsewhere) never ends: settle anyway. ('close'
+    // follows every 'end': no error is built then, a stack trace costs more than the read.)
+    body.once('close', () => {
+      if (!ended) reject(new GatehouseError('UPSTREAM_UNAVAILABLE', 'upstream body closed before its end'));
+    });
   });
 }
 

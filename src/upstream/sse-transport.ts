@@ -8,6 +8,7 @@ import type { Pool } from 'undici';
 import { systemClock, type Clock } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
+import { abortAll, ExchangeAbort } from './exchange-abort.ts';
 import { callHandler, traceHeaders, type SendOptions, type TransportHandlers, type TransportStats, type UpstreamTransport } from './transport.ts';
 import {
   backoffMs, decodeMessages, discardBody, linkAbort, mediaTypeOf, newCursor, readSseBody, upstreamUnavailable, waitFor,
@@ -41,6 +42,8 @@ class SseTransport implements UpstreamTransport {
   private readonly timeoutMs: number;
   /** Aborted by close(): the stream, reconnect waits and POSTs hang off it. */
   private readonly lifetime = new AbortController();
+  /** POSTs in flight; close() aborts them. */
+  private readonly inflight = new Set<ExchangeAbort>();
   private handlers: TransportHandlers | undefined;
   /** Path and query of the POST endpoint of the current stream; undefined while disconnected. */
   private endpoint: string | undefined;
@@ -70,13 +73,12 @@ class SseTransport implements UpstreamTransport {
     if (this.closed) throw new GatehouseError('UPSTREAM_UNAVAILABLE', 'transport is closed');
     const endpoint = this.endpoint;
     if (endpoint === undefined) throw new GatehouseError('UPSTREAM_UNAVAILABLE', 'SSE stream is not connected');
-    const exchange = new AbortController();
-    const unlink = linkAbort(exchange, [this.lifetime.signal, options.signal]);
+    const exchange = new ExchangeAbort(this.inflight, options.signal);
     try {
       const body = JSON.stringify(message);
       this.stats.bytesOut += Buffer.byteLength(body);
       const res = await this.pool.request({
-        method: 'POST', path: endpoint, body, signal: exchange.signal,
+        method: 'POST', path: endpoint, body, signal: exchange,
         headers: { ...this.baseHeaders, ...traceHeaders(options.headers), 'content-type': 'application/json' },
         headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs,
       });
@@ -90,14 +92,16 @@ class SseTransport implements UpstreamTransport {
       if (this.lifetime.signal.aborted) throw new GatehouseError('UPSTREAM_UNAVAILABLE', 'transport closed', { cause: err });
       throw upstreamUnavailable('upstream POST failed', err);
     } finally {
-      unlink();
+      exchange.release();
     }
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.endpoint = undefined;
-      this.lifetime.abort(new GatehouseError('UPSTREAM_UNAVAILABLE', 'transport closed'));
+      const reason = new GatehouseError('UPSTREAM_UNAVAILABLE', 'transport closed');
+      this.lifetime.abort(reason);
+      abortAll(this.inflight, reason);
       await this.pool.destroy().catch(() => undefined);
     })();
     return this.closing;
