@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { telemetrySchema } from './telemetry-schema.ts';
 import { storageSchema } from './storage-schema.ts';
+import { authSchema, policySchema, TENANT_NAME } from './auth-schema.ts';
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/;
 
@@ -56,6 +57,8 @@ const commonTarget = z.strictObject({
    * attributed on a transport that cannot tell which call caused them, such as stdio).
    */
   sessionMode: z.enum(['shared', 'per-session']).default('shared'),
+  /** The tenant owning this target: principals of other tenants neither see nor reach it. */
+  tenant: z.string().regex(TENANT_NAME).default('default'),
 });
 
 export const targetSchema = z.discriminatedUnion('transport', [
@@ -68,6 +71,8 @@ const toolsetSchema = z.strictObject({
   description: z.string().optional(),
   /** Selectors: `target/tool`, `target/*`, or an exposed tool name. */
   tools: z.array(z.string().min(1)).min(1),
+  /** The tenant owning this toolset endpoint; another tenant's principals get 404 there. */
+  tenant: z.string().regex(TENANT_NAME).default('default'),
 });
 
 const listenerSchema = z.strictObject({
@@ -82,6 +87,16 @@ const listenerSchema = z.strictObject({
   maxJsonDepth: z.number().int().min(4).max(1000).default(64),
   /** Legacy 2024-11-05 HTTP+SSE endpoints (`/sse` and `/messages`). */
   legacySse: z.boolean().default(true),
+  /** TLS on the listener (PEM files, relative to the config file); `clientCa` turns on client certificates (mTLS). */
+  tls: z
+    .strictObject({
+      certFile: z.string().min(1),
+      keyFile: z.string().min(1),
+      clientCaFile: z.string().min(1).optional(),
+      /** With a client CA: refuse the TLS handshake without a valid certificate, rather than fall back to bearer credentials. */
+      requireClientCert: z.boolean().default(false),
+    })
+    .optional(),
 });
 
 const sessionsSchema = z.strictObject({
@@ -137,10 +152,6 @@ const adminSchema = z.strictObject({
   allowedOrigins: z.array(z.string()).default([]),
 });
 
-const authSchema = z.strictObject({
-  mode: z.enum(['none']).default('none'),
-});
-
 export const configSchema = z.strictObject({
   listener: listenerSchema.prefault({}),
   targets: z.record(z.string().regex(NAME, 'target names are letters, digits, _ and -'), targetSchema),
@@ -149,6 +160,8 @@ export const configSchema = z.strictObject({
   aggregation: aggregationSchema.prefault({}),
   logging: loggingSchema.prefault({}),
   auth: authSchema.prefault({}),
+  /** Roles, grants and bindings: what each principal may call. */
+  policy: policySchema.prefault({}),
   audit: auditSchema.prefault({}),
   admin: adminSchema.prefault({}),
   telemetry: telemetrySchema.prefault({}),

@@ -43,6 +43,13 @@ export const ERROR_TABLE = {
   UNSUPPORTED_MEDIA_TYPE: { rpc: -32600, http: 415, httpLevel: true, type: 'unsupported_media_type', exposeMessage: true, publicMessage: 'Content-Type must be application/json' },
   NOT_ACCEPTABLE: { rpc: -32600, http: 406, httpLevel: true, type: 'not_acceptable', exposeMessage: true, publicMessage: 'Accept must list application/json and text/event-stream' },
   FORBIDDEN_ORIGIN: { rpc: -32600, http: 403, httpLevel: true, type: 'forbidden_origin', exposeMessage: true, publicMessage: 'Origin or Host not allowed' },
+  // Authentication (RFC 6750 §3.1): answered as HTTP with a WWW-Authenticate challenge; the
+  // message never says which check failed beyond the RFC's error code.
+  UNAUTHENTICATED: { rpc: -32600, http: 401, httpLevel: true, type: 'unauthenticated', exposeMessage: true, publicMessage: 'Authentication required' },
+  INVALID_TOKEN: { rpc: -32600, http: 401, httpLevel: true, type: 'invalid_token', exposeMessage: false, publicMessage: 'The access token is invalid, expired, revoked or not meant for this resource' },
+  INSUFFICIENT_SCOPE: { rpc: -32600, http: 403, httpLevel: true, type: 'insufficient_scope', exposeMessage: true, publicMessage: 'The access token lacks a scope this call needs' },
+  TOKEN_IN_QUERY: { rpc: -32600, http: 400, httpLevel: true, type: 'token_in_query', exposeMessage: true, publicMessage: 'Access tokens are accepted in the Authorization header only' },
+  AUTH_UNAVAILABLE: { rpc: -32603, http: 503, httpLevel: true, type: 'auth_unavailable', exposeMessage: false, publicMessage: 'The credential could not be checked' },
   METHOD_NOT_ALLOWED: { rpc: -32600, http: 405, httpLevel: true, type: 'method_not_allowed', exposeMessage: true, publicMessage: 'HTTP method not allowed' },
   NOT_FOUND: { rpc: -32600, http: 404, httpLevel: true, type: 'not_found', exposeMessage: true, publicMessage: 'Not found' },
   UPSTREAM_UNAVAILABLE: { rpc: -32603, http: 502, httpLevel: false, type: 'upstream_unavailable', exposeMessage: true, publicMessage: 'Upstream server unavailable' },
