@@ -61,6 +61,12 @@ export class CallRunner {
     record.protocolVersion = session.protocolVersion;
     record.toolset = session.toolset;
     record.bytesIn = options.bytesIn;
+    const principal = session.principal;
+    if (principal.method !== 'none') {
+      record.user = principal.user;
+      record.agent = principal.agent;
+      record.tenant = principal.tenant;
+    }
     // Telemetry: the call's span, continuing the agent's trace; its record subscriber ends it.
     const trace = this.deps.tracer?.startCall(record, request, options.httpHeaders);
     const started = this.deps.clock.monotonic();
@@ -70,6 +76,7 @@ export class CallRunner {
     const ctx: CallContext = {
       request,
       session,
+      principal,
       snapshot,
       record,
       signal: controller.signal,

@@ -5,6 +5,7 @@
  */
 import type { JsonObject, JsonRpcId, JsonRpcMessage, JsonRpcResponse } from '../protocol/jsonrpc.ts';
 import type { Era } from '../protocol/eras.ts';
+import { anonymousPrincipal, type Principal } from '../auth/principal.ts';
 
 export type LogLevel = 'debug' | 'info' | 'notice' | 'warning' | 'error' | 'critical' | 'alert' | 'emergency';
 
@@ -24,6 +25,8 @@ export interface DownstreamSessionInit {
   toolset: string | undefined;
   clientInfo?: JsonObject | undefined;
   clientCapabilities?: JsonObject | undefined;
+  /** Who opened the session; it is bound to them (absent: `auth.mode: none`, anonymous). */
+  principal?: Principal | undefined;
   now: number;
 }
 
@@ -32,6 +35,8 @@ export class DownstreamSession {
   readonly era: Era;
   readonly transport: DownstreamSessionInit['transport'];
   readonly toolset: string | undefined;
+  /** The principal the session belongs to: requests presenting another principal are refused. */
+  readonly principal: Principal;
   protocolVersion: string;
   clientInfo: JsonObject | undefined;
   clientCapabilities: JsonObject;
@@ -56,6 +61,7 @@ export class DownstreamSession {
     this.era = init.era;
     this.transport = init.transport;
     this.toolset = init.toolset;
+    this.principal = init.principal ?? anonymousPrincipal(undefined);
     this.protocolVersion = init.protocolVersion;
     this.clientInfo = init.clientInfo;
     this.clientCapabilities = init.clientCapabilities ?? {};

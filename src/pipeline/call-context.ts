@@ -8,6 +8,7 @@ import type { CallRecord } from '../telemetry/call-record.ts';
 import type { DownstreamSession } from '../downstream/session.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import type { CallSpan } from '../telemetry/tracing.ts';
+import type { Principal } from '../auth/principal.ts';
 
 /**
  * The downstream side of one call: messages the upstream sends while handling it travel
@@ -26,6 +27,8 @@ export interface CallSink {
 export interface CallContext {
   readonly request: JsonRpcRequest;
   readonly session: DownstreamSession;
+  /** Who is calling (authentication's verdict for this request); authorization reads it. */
+  readonly principal: Principal;
   readonly snapshot: Snapshot;
   readonly record: CallRecord;
   /** Aborted when the agent cancels the call or its stream closes. */
