@@ -31,7 +31,7 @@ export function gatehouseFeatures(logSink: string, runtime: 'tsx' | 'bundle', ex
     'call record built and emitted once per message',
     'Host/Origin guard, body-size and JSON-depth limits (defaults)',
     'legacy session store with replay buffer (256 events)',
-    'audit row per message, durable before the answer leaves (SQLite WAL, synchronous=FULL, group commit)',
+    'audit row per message, durable before the answer leaves (SQLite WAL, synchronous=NORMAL as shipped, group commit)',
     'Prometheus metrics and SLO subscribers on every call record; admin listener up; tracing off (no OTLP endpoint)',
     extraKeys.length > 0
       ? `extra config merged into every gateway (--gatehouse-config): ${extraKeys.map((k) => `\`${k}\``).join(', ')}`
@@ -64,7 +64,7 @@ function writeConfig(dir: string, name: string, targets: Record<string, Gatehous
       ),
       logging: { level: 'info' },
       // Production features as shipped: the audit trail on its default store (one SQLite file
-      // per gateway, WAL, synchronous=FULL) and the admin listener (metrics) on a free port,
+      // per gateway, WAL, synchronous=NORMAL as shipped) and the admin listener (metrics) on a free port,
       // so several gateways of one run never collide on 9090.
       storage: { driver: 'sqlite', path: `${name}.db` },
       admin: { port: 0 },

@@ -12,10 +12,11 @@ const sqliteStorage = z.strictObject({
   /** The database file; relative to the config file's directory. */
   path: z.string().min(1).default('.gatehouse/gatehouse.db').describe('SQLite database file, relative to the config file'),
   /**
-   * `full` fsyncs the WAL at every commit (a resolved audit append survives power loss);
-   * `normal` survives a killed gateway but may lose the last commits on power loss.
+   * `normal` (SQLite's advice for WAL) survives a killed gateway but may lose the last commits
+   * on power loss; `full` fsyncs the WAL at every commit, so a resolved audit append survives
+   * power loss too, at an fsync per commit (docs/audit.md, Durability).
    */
-  synchronous: z.enum(['full', 'normal']).default('full').describe('full: fsync at every commit (survives power loss); normal: survives a killed gateway only'),
+  synchronous: z.enum(['full', 'normal']).default('normal').describe('normal: survives a killed gateway; full: also survives power loss, at an fsync per commit'),
   /** How long a write waits for another process holding the file's lock. */
   busyTimeoutMs: z.number().int().min(0).max(600_000).default(5_000),
 });

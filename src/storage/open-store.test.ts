@@ -27,8 +27,8 @@ afterEach(() => {
 });
 
 describe('storage config', () => {
-  it('defaults to SQLite under .gatehouse/ with synchronous=full', () => {
-    expect(configSchema.parse(TARGETS).storage).toEqual({ driver: 'sqlite', path: '.gatehouse/gatehouse.db', synchronous: 'full', busyTimeoutMs: 5_000 });
+  it('defaults to SQLite under .gatehouse/ with synchronous=normal', () => {
+    expect(configSchema.parse(TARGETS).storage).toEqual({ driver: 'sqlite', path: '.gatehouse/gatehouse.db', synchronous: 'normal', busyTimeoutMs: 5_000 });
   });
 
   it('refuses a password in the URL, TLS settings in the URL, and mixed URL and fields', () => {

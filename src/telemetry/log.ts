@@ -7,8 +7,15 @@ import type { CallRecord } from './call-record.ts';
 
 export type GatewayLogger = Logger;
 
+/**
+ * Without a destination, lines go to stdout through a buffered asynchronous writer: one write
+ * syscall per message cost ~65 µs of a call's CPU in the benchmark profile. Lines are written
+ * once 4 KiB are pending or every 100 ms, and pino flushes what is left synchronously at exit
+ * (a SIGKILL loses at most that window; the audit trail, not the log, is the durable record).
+ */
 export function createLogger(level: string, destination?: DestinationStream): GatewayLogger {
-  return pino({ level, base: { service: 'gatehouse' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  const out = destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 100 });
+  return pino({ level, base: { service: 'gatehouse' }, timestamp: pino.stdTimeFunctions.isoTime }, out);
 }
 
 /** The per-message log line: the call record's facts, flat, under stable names. */
