@@ -8,7 +8,6 @@ import type pg from 'pg';
 import type { PostgresStorageConfig, SqliteStorageConfig, StorageConfig } from '../config/storage-schema.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import type { GatewayLogger } from '../telemetry/log.ts';
-import { PostgresStore } from './postgres-store.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { Store } from './store.ts';
 
@@ -58,10 +57,11 @@ export function describeStorage(storage: StorageConfig, configDir?: string): str
 /** Open the store `config.storage` describes. */
 export async function openStore(config: { storage: StorageConfig }, logger?: GatewayLogger, options: OpenStoreOptions = {}): Promise<Store> {
   const storage = config.storage;
+  // The PostgreSQL driver is loaded only for a PostgreSQL store (~15 MB of idle RSS otherwise).
   const store =
     storage.driver === 'sqlite'
       ? SqliteStore.open({ file: sqliteFileOf(storage, options.configDir), synchronous: storage.synchronous, busyTimeoutMs: storage.busyTimeoutMs })
-      : PostgresStore.open(postgresPoolConfig(storage, options.env));
+      : (await import('./postgres-store.ts')).PostgresStore.open(postgresPoolConfig(storage, options.env));
   logger?.info({ kind: 'storage', driver: storage.driver, location: describeStorage(storage, options.configDir) }, 'storage opened');
   return store;
 }

@@ -11,10 +11,8 @@
  * be joined with the agent's trace.
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, createTraceState, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
-import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { createRequire } from 'node:module';
+import type { BasicTracerProvider, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { TracingConfig } from '../config/telemetry-schema.ts';
 import type { JsonRpcRequest, JsonRpcResponse } from '../protocol/jsonrpc.ts';
 import { toGatehouseError } from '../protocol/errors.ts';
@@ -52,11 +50,33 @@ export interface CallTracerOptions {
   exporter?: SpanExporter | undefined;
 }
 
+/**
+ * The OpenTelemetry SDK and OTLP exporter, loaded only when tracing is on: with the metrics and
+ * logs packages the exporter pulls in, they are ~15 MB of a gateway's idle RSS. They are
+ * CommonJS packages (no `exports` map), so a synchronous require loads the very modules a static
+ * import would, and the tracer can still be built synchronously.
+ */
+function loadOtelSdk(): {
+  trace: typeof import('@opentelemetry/sdk-trace-base');
+  exporter: typeof import('@opentelemetry/exporter-trace-otlp-http');
+  resources: typeof import('@opentelemetry/resources');
+  semconv: typeof import('@opentelemetry/semantic-conventions');
+} {
+  const load = createRequire(import.meta.url);
+  return {
+    trace: load('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base'),
+    exporter: load('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http'),
+    resources: load('@opentelemetry/resources') as typeof import('@opentelemetry/resources'),
+    semconv: load('@opentelemetry/semantic-conventions') as typeof import('@opentelemetry/semantic-conventions'),
+  };
+}
+
 /** Build the tracer for a config: an OTLP-exporting one, or the passive one when tracing is off. */
 export function createCallTracer(config: TracingConfig, options: CallTracerOptions = {}): CallTracer {
-  const exporter =
-    options.exporter ?? (config.otlpEndpoint === undefined ? undefined : new OTLPTraceExporter({ url: config.otlpEndpoint, headers: config.headers, timeoutMillis: EXPORT_TIMEOUT_MS }));
-  return exporter === undefined ? passiveTracer : new OtelCallTracer(config, exporter);
+  if (options.exporter === undefined && config.otlpEndpoint === undefined) return passiveTracer;
+  const sdk = loadOtelSdk();
+  const exporter = options.exporter ?? new sdk.exporter.OTLPTraceExporter({ url: config.otlpEndpoint, headers: config.headers, timeoutMillis: EXPORT_TIMEOUT_MS });
+  return new OtelCallTracer(config, exporter, sdk);
 }
 
 /** Tracing off: no spans, near zero cost; only an incoming trace id is noted. */
@@ -84,9 +104,10 @@ class OtelCallTracer implements CallTracer {
   private readonly open = new WeakMap<object, Span>();
   private stopping: Promise<void> | undefined;
 
-  constructor(config: TracingConfig, exporter: SpanExporter) {
+  constructor(config: TracingConfig, exporter: SpanExporter, sdk: ReturnType<typeof loadOtelSdk>) {
+    const { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = sdk.trace;
     this.provider = new BasicTracerProvider({
-      resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName, [ATTR_SERVICE_VERSION]: GATEWAY_VERSION }),
+      resource: sdk.resources.resourceFromAttributes({ [sdk.semconv.ATTR_SERVICE_NAME]: config.serviceName, [sdk.semconv.ATTR_SERVICE_VERSION]: GATEWAY_VERSION }),
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) }),
       spanProcessors: [new BatchSpanProcessor(exporter, { exportTimeoutMillis: EXPORT_TIMEOUT_MS })],
     });
