@@ -69,6 +69,76 @@ function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
         await sql`insert into gatehouse_audit_head (id, last_seq, last_hash) values (1, 0, ${'0'.repeat(64)})`.execute(db);
       },
     },
+    // The OAuth authorization server (src/auth/authorization-server.ts); queries in oauth-store.ts.
+    '0002_oauth': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // oidc-provider's models (sessions, codes, refresh tokens, grants, dynamic clients, …),
+        // one row per (model, id). payload is JSON text; times are epoch milliseconds.
+        await db.schema
+          .createTable('gatehouse_oauth_model')
+          .addColumn('model', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('grant_id', 'text')
+          .addColumn('uid', 'text')
+          .addColumn('user_code', 'text')
+          .addColumn('expires_at', 'bigint')
+          .addColumn('consumed_at', 'bigint')
+          .addPrimaryKeyConstraint('gatehouse_oauth_model_pk', ['model', 'id'])
+          .execute();
+        await db.schema.createIndex('gatehouse_oauth_model_grant').on('gatehouse_oauth_model').columns(['grant_id']).execute();
+        await db.schema.createIndex('gatehouse_oauth_model_uid').on('gatehouse_oauth_model').columns(['uid']).execute();
+        await db.schema.createIndex('gatehouse_oauth_model_user_code').on('gatehouse_oauth_model').columns(['user_code']).execute();
+        await db.schema.createIndex('gatehouse_oauth_model_expires').on('gatehouse_oauth_model').columns(['expires_at']).execute();
+        // Signing keys (purpose 'sig', a private JWK) and cookie keys (purpose 'cookie', a random secret).
+        // Private material is stored in clear for now: encryption at rest is a later issue.
+        await db.schema
+          .createTable('gatehouse_oauth_key')
+          .addColumn('kid', 'text', (c) => c.primaryKey())
+          .addColumn('purpose', 'text', (c) => c.notNull().check(sql`purpose in ('sig', 'cookie')`))
+          .addColumn('material', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('retired_at', 'bigint')
+          .execute();
+        // Revoked access tokens (kind 'jti') and grants (kind 'gid'), kept until no token they cover can still be valid.
+        await db.schema
+          .createTable('gatehouse_oauth_revocation')
+          .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('jti', 'gid')`))
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('gatehouse_oauth_revocation_pk', ['kind', 'id'])
+          .execute();
+        // Human users as the IdP login last saw them: tenant, roles and profile claims.
+        await db.schema
+          .createTable('gatehouse_oauth_account')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('roles', 'text', (c) => c.notNull())
+          .addColumn('claims', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0003_api_keys': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // Service-account credentials: only the SHA-256 of the key is kept (the plaintext is
+        // shown once, at creation); lookups are by that hash.
+        await db.schema
+          .createTable('gatehouse_api_key')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text')
+          .addColumn('user_id', 'text', (c) => c.notNull())
+          .addColumn('agent_id', 'text', (c) => c.notNull())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('roles', 'text', (c) => c.notNull())
+          .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('revoked_at', 'bigint')
+          .execute();
+        await db.schema.createIndex('gatehouse_api_key_name').on('gatehouse_api_key').column('name').execute();
+      },
+    },
   };
 }
 

@@ -8,6 +8,8 @@ import type { AuditQuery, AuditRow, AuditRowInput, AuditSealer, Store } from './
 import { checkAuditInput, fromStoredRow, sealRows, toStoredRow, type Database } from './audit-table.ts';
 import { migrateSchema, type SqlDialect } from './migrations.ts';
 import { encodeText } from './text-codec.ts';
+import { SqlApiKeyStore, type ApiKeyStore } from './api-key-table.ts';
+import { createOAuthStore, type OAuthStore } from './oauth-store.ts';
 
 /** Rows per multi-row INSERT: 23 columns × 200 stays far below both engines' parameter limits. */
 const INSERT_CHUNK = 200;
@@ -39,6 +41,18 @@ export abstract class SqlStore implements Store {
   protected abstract engineCheck(): Promise<CheckResult>;
   /** Release connections and files; called once. */
   protected abstract release(): Promise<void>;
+
+  /** The authorization server's tables (migration 0002_oauth) on this store's connection. */
+  oauthStore(): OAuthStore {
+    this.assertOpen();
+    return createOAuthStore(this.db, this.kind);
+  }
+
+  /** The API key table (migration 0003_api_keys) on this store's connection. */
+  apiKeyStore(): ApiKeyStore {
+    this.assertOpen();
+    return new SqlApiKeyStore(this.db);
+  }
 
   async migrate(): Promise<{ from: number; to: number }> {
     this.assertOpen();

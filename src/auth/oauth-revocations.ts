@@ -1,0 +1,89 @@
+/**
+ * Revoked access tokens (by jti) and grants (by gid). JWT access tokens are self-contained, so
+ * the resource server asks this list on every request: it is held in memory (a synchronous
+ * lookup), persisted so a restart keeps it, and pruned once no token it covers can still be
+ * valid. Another replica learns of a revocation at its next start (or `reload()`); a shared
+ * fan-out (Redis pub/sub) is a later issue.
+ */
+import type { Clock, TimerHandle } from '../clock.ts';
+import type { OAuthStore, RevocationKind } from '../storage/oauth-store.ts';
+
+const PRUNE_INTERVAL_MS = 60_000;
+
+export class RevocationList {
+  private readonly entries = new Map<string, number>();
+  private timer: TimerHandle | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly store: OAuthStore,
+    private readonly clock: Clock,
+  ) {}
+
+  static async load(store: OAuthStore, clock: Clock): Promise<RevocationList> {
+    const list = new RevocationList(store, clock);
+    await list.reload();
+    list.schedulePrune();
+    return list;
+  }
+
+  /** Re-read the persisted list (entries revoked by other replicas). */
+  async reload(): Promise<void> {
+    const rows = await this.store.listRevocations(this.clock.now());
+    for (const row of rows) this.entries.set(key(row.kind, row.id), row.expiresAt);
+  }
+
+  /** Is the token (jti) or its grant (gid) revoked? Synchronous, memory only. */
+  isRevoked(claims: { jti?: string | undefined; gid?: string | undefined }): boolean {
+    const now = this.clock.now();
+    for (const k of [claims.jti === undefined ? undefined : key('jti', claims.jti), claims.gid === undefined ? undefined : key('gid', claims.gid)]) {
+      if (k === undefined) continue;
+      const until = this.entries.get(k);
+      if (until !== undefined && until >= now) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Record a revocation until `expiresAt` (ms). Memory first, so it bites at once even when the
+   * write then fails (the caller sees the error; failing towards "revoked" is the safe side).
+   */
+  async revoke(kind: RevocationKind, id: string, expiresAt: number): Promise<void> {
+    const k = key(kind, id);
+    this.entries.set(k, Math.max(expiresAt, this.entries.get(k) ?? 0));
+    await this.store.addRevocation(kind, id, this.entries.get(k)!);
+  }
+
+  /** Drop entries whose tokens have all expired, in memory and in the table. */
+  async prune(): Promise<void> {
+    const now = this.clock.now();
+    for (const [k, until] of this.entries) if (until < now) this.entries.delete(k);
+    await this.store.pruneRevocations(now);
+  }
+
+  private schedulePrune(): void {
+    if (this.closed) return;
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined;
+      // A failed prune only delays cleanup; entries past expiry no longer match anyway.
+      this.prune()
+        .catch(() => {})
+        .finally(() => this.schedulePrune());
+    }, PRUNE_INTERVAL_MS);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Number of live entries (tests, metrics). */
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+function key(kind: RevocationKind, id: string): string {
+  return `${kind}:${id}`;
+}
