@@ -9,6 +9,7 @@ import type { GatehouseConfig } from './config/schema.ts';
 import { createSnapshot, type Snapshot } from './config/snapshot.ts';
 import { buildCatalog, type Catalog } from './catalog/catalog.ts';
 import { buildCallPipeline } from './pipeline/call-pipeline.ts';
+import { compilePolicy } from './auth/policy.ts';
 import { UpstreamRegistry, type TargetHealth } from './upstream/registry.ts';
 import { SubscriptionIndex } from './routing/subscriptions.ts';
 import { InputRequiredBroker } from './routing/input-required.ts';
@@ -28,6 +29,29 @@ import { AuditService } from './audit/audit-service.ts';
 import { auditRoutes } from './admin/audit-routes.ts';
 import { openStore } from './storage/open-store.ts';
 import { GatehouseError } from './protocol/errors.ts';
+import { Authenticator } from './auth/authenticate.ts';
+import { ApiKeyService } from './auth/api-keys.ts';
+import { BearerVerifier, type TokenIssuerView } from './auth/bearer-token.ts';
+import { listenerTlsOptions } from './auth/client-certificate.ts';
+import { protectedResourceMetadata, type ResourceLocation } from './auth/protected-resource.ts';
+import type { Principal } from './auth/principal.ts';
+import { isToolsetVisible } from './auth/policy.ts';
+import { isLoopbackHost } from './config/normalize.ts';
+import type { AuthorizationServerRoutes } from './downstream/http-listener.ts';
+import { SqlStore } from './storage/sql-store.ts';
+
+/** The OAuth authorization server as the gateway mounts it: its HTTP routes, its token view, and its teardown. */
+export type AuthorizationServerMount = AuthorizationServerRoutes & TokenIssuerView & { close?(): Promise<void> };
+
+/** What the authorization server is built from, once the store is open and the port bound. */
+export interface AuthorizationServerContext {
+  store: Store;
+  config: () => Readonly<GatehouseConfig>;
+  /** `auth.publicUrl`, or the loopback URL of the bound listener; the issuer is `<publicBase>/oauth`. */
+  publicBase: string;
+  clock: Clock;
+  logger: GatewayLogger;
+}
 
 export interface GatewayOptions {
   config: GatehouseConfig;
@@ -37,6 +61,10 @@ export interface GatewayOptions {
   recordListeners?: CallRecordListener[];
   /** The store to use instead of opening the configured one (tests, tools). Not closed by stop(). */
   store?: Store;
+  /** Builds the OAuth authorization server under `auth.mode: oauth` (its routes are mounted, its keys verify tokens). */
+  authorizationServer?: (context: AuthorizationServerContext) => Promise<AuthorizationServerMount> | AuthorizationServerMount;
+  /** Tests: verify access tokens against this issuer instead of a mounted authorization server. */
+  tokenIssuer?: TokenIssuerView;
 }
 
 export class Gateway {
@@ -62,6 +90,10 @@ export class Gateway {
   private store: Store | undefined;
   private audit: AuditService | undefined;
   private stopping: Promise<void> | undefined;
+  private readonly authenticator: Authenticator;
+  private bearer: BearerVerifier | undefined;
+  private authorizationServer: AuthorizationServerMount | undefined;
+  private apiKeyService: ApiKeyService | undefined;
 
   constructor(options: GatewayOptions) {
     this.options = options;
@@ -104,15 +136,28 @@ export class Gateway {
         for (const listener of this.recordListeners) listener(record);
       },
     });
+    this.authenticator = new Authenticator({
+      config: () => this.snapshotValue.config,
+      location: () => this.location(),
+      bearer: () => this.bearer,
+      apiKeys: () => (this.snapshotValue.config.auth.apiKeys.enabled ? this.apiKeyService : undefined),
+    });
     const limits = (): { maxBodyBytes: number; maxJsonDepth: number } => this.snapshotValue.config.listener;
-    const endpointDeps = { runner: this.runner, sessions: this.sessions, changes: this.changes, clock: this.clock, limits };
+    const scopeChallenge = (toolset: string | undefined, scope: string | undefined): Record<string, string> =>
+      this.authenticator.enabled ? this.authenticator.challenge(toolset, 'insufficient_scope', scope) : {};
+    const endpointDeps = { runner: this.runner, sessions: this.sessions, changes: this.changes, clock: this.clock, limits, scopeChallenge };
     this.listener = new HttpListener({
       streamable: new StreamableHttpEndpoint(endpointDeps),
       legacySse: new LegacySseEndpoint(endpointDeps),
+      authenticator: this.authenticator,
+      authorizationServer: () => this.authorizationServer,
+      protectedResource: (toolset) => this.protectedResource(toolset),
       settings: () => this.snapshotValue.config.listener,
       hasToolset: (name) => Object.hasOwn(this.snapshotValue.config.toolsets, name),
+      isToolsetVisible: (name, principal) => this.isToolsetVisible(name, principal),
       health: () => this.readiness(),
       onInternalError: (error) => this.logger.error({ kind: 'internal', correlation_id: error.correlationId, err: error.cause ?? error }, error.message),
+      onAuthRefused: (error) => this.logger.debug({ kind: 'auth', reason: error.message }, 'credential refused'),
       onRejected: async (error, facts) => this.audit?.rejection(error, facts),
     });
     this.admin = new AdminListener({
@@ -143,7 +188,33 @@ export class Gateway {
   /** The agent-facing URL of the main MCP endpoint. */
   get url(): string {
     const { host, path } = this.snapshotValue.config.listener;
-    return `http://${host.includes(':') ? `[${host}]` : host}:${this.portValue}${path}`;
+    return `${this.listener.secure ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${this.portValue}${path}`;
+  }
+
+  /**
+   * The base of every resource URL and of the issuer: `auth.publicUrl`, else the listener's own
+   * address (loopback only; normalization refuses a routable bind without a public URL).
+   */
+  get publicBase(): string {
+    const publicUrl = this.snapshotValue.config.auth.publicUrl;
+    if (publicUrl !== undefined) return publicUrl.replace(/\/+$/, '');
+    return this.url.slice(0, this.url.length - this.snapshotValue.config.listener.path.length);
+  }
+
+  /** API keys (service accounts, the development credential); undefined until start() under `auth.mode: oauth`. */
+  get apiKeys(): ApiKeyService | undefined {
+    return this.apiKeyService;
+  }
+
+  /**
+   * Mint the development credential when the config asks for one: `auth.mode: oauth`,
+   * `auth.devCredential.enabled` and a loopback bind. Returns the key, to print once.
+   */
+  async mintDevCredential(): Promise<string | undefined> {
+    const { auth, listener } = this.snapshotValue.config;
+    if (auth.mode !== 'oauth' || !auth.devCredential.enabled || !isLoopbackHost(listener.host) || this.apiKeyService === undefined) return undefined;
+    const { secret } = await this.apiKeyService.mintDevKey(auth.tenants[0] ?? 'default', auth.devCredential.roles);
+    return secret;
   }
 
   targets(): TargetHealth[] {
@@ -157,10 +228,20 @@ export class Gateway {
 
   /** Open the store (migrating it), connect to every target and bind the listener. */
   async start(): Promise<void> {
-    if (this.snapshotValue.config.audit.enabled) {
-      const store = this.options.store ?? (await openStore(this.snapshotValue.config, this.logger));
+    const config = this.snapshotValue.config;
+    // Authentication needs the store (API keys, the authorization server's state) even when
+    // audit is off.
+    if (config.auth.mode === 'oauth' || config.audit.enabled) {
+      const store = this.options.store ?? (await openStore(config, this.logger));
       this.store = store;
       if (this.options.store === undefined) await store.migrate();
+      if (config.auth.mode === 'oauth') {
+        // In-memory test stores have no API key table: bearer tokens and mTLS only.
+        if (store instanceof SqlStore) this.apiKeyService = new ApiKeyService(store.apiKeyStore(), this.clock, () => this.snapshotValue.config.auth.apiKeys.maxTtlDays);
+      }
+    }
+    if (this.store !== undefined && config.audit.enabled) {
+      const store = this.store;
       this.audit = new AuditService({
         store,
         config: () => this.snapshotValue.config,
@@ -176,8 +257,9 @@ export class Gateway {
       await this.audit.start();
     }
     await this.registry.apply(this.snapshotValue.config);
-    const { host, port } = this.snapshotValue.config.listener;
-    this.portValue = await this.listener.listen(host, port);
+    const { host, port, tls } = this.snapshotValue.config.listener;
+    this.portValue = await this.listener.listen(host, port, tls === undefined ? undefined : listenerTlsOptions(tls));
+    await this.startAuthorization();
     const admin = this.snapshotValue.config.admin;
     if (admin.enabled) this.adminPortValue = await this.admin.listen(admin.host, admin.port);
   }
@@ -207,6 +289,7 @@ export class Gateway {
       await this.registry.close();
       await this.telemetry.close();
       await this.audit?.close();
+      await this.authorizationServer?.close?.();
       if (this.options.store === undefined) await this.store?.close();
     })();
     return this.stopping;
@@ -217,6 +300,42 @@ export class Gateway {
     await this.audit?.admin('config/reload', { outcome: 'refused', errorType: 'config_invalid', details: { reason } });
   }
 
+  /**
+   * The issuer the bearer verifier trusts: the mounted authorization server, or the one a test
+   * supplies. Until one exists, access tokens are refused (API keys and mTLS still work).
+   */
+  private async startAuthorization(): Promise<void> {
+    if (this.snapshotValue.config.auth.mode !== 'oauth') return;
+    if (this.options.authorizationServer !== undefined && this.store !== undefined) {
+      this.authorizationServer = await this.options.authorizationServer({
+        store: this.store,
+        config: () => this.snapshotValue.config,
+        publicBase: this.publicBase,
+        clock: this.clock,
+        logger: this.logger,
+      });
+    }
+    const issuer = this.options.tokenIssuer ?? this.authorizationServer;
+    if (issuer !== undefined) this.bearer = new BearerVerifier({ issuer, clock: this.clock });
+  }
+
+  private location(): ResourceLocation {
+    return { publicBase: this.publicBase, path: this.snapshotValue.config.listener.path };
+  }
+
+  private protectedResource(toolset: string | undefined): Record<string, unknown> | undefined {
+    const auth = this.snapshotValue.config.auth;
+    if (auth.mode !== 'oauth') return undefined;
+    const issuer = this.bearer === undefined ? `${this.publicBase}/oauth` : (this.options.tokenIssuer ?? this.authorizationServer)!.issuer;
+    return protectedResourceMetadata(this.location(), toolset, issuer, auth.scopes);
+  }
+
+  /** A toolset endpoint belongs to one tenant; under `auth.mode: none` there is only the anonymous one. */
+  private isToolsetVisible(name: string, principal: Principal): boolean {
+    if (principal.method === 'none') return true;
+    return isToolsetVisible(this.snapshotValue, principal, name);
+  }
+
   private requireAudit(): AuditService {
     if (this.audit === undefined) throw new GatehouseError('AUDIT_UNAVAILABLE', 'the audit trail is not started');
     return this.audit;
@@ -224,6 +343,8 @@ export class Gateway {
 
   private compile(config: GatehouseConfig, version: number): Snapshot {
     const pipeline = buildCallPipeline({
+      // Compiled here, so an unsafe argument pattern refuses the snapshot at load.
+      policy: compilePolicy(config),
       auditAccepting: config.audit.enabled ? () => this.audit?.accepting ?? false : undefined,
       dispatch: {
         registry: this.registry,

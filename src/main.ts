@@ -13,6 +13,7 @@ import { createLogger } from './telemetry/log.ts';
 import { startStdioBridge } from './downstream/stdio-bridge.ts';
 import { GATEWAY_VERSION } from './version.ts';
 import { registerAuditCommands } from './audit/audit-cli.ts';
+import { registerApiKeyCommands } from './auth/api-key-cli.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The embedded default: two real MCP servers from npm over stdio. */
@@ -25,10 +26,51 @@ function envFor(file: string): { configDir: string; port: string | undefined } {
 async function start(file: string): Promise<void> {
   const config = await loadConfigFile(file, envFor(file));
   const logger = createLogger(config.logging.level);
-  const gateway = new Gateway({ config, logger });
+  const gateway = new Gateway({
+    config,
+    logger,
+    // The OAuth authorization server (auth.mode: oauth), on the store the gateway opened.
+    authorizationServer: async (context) => {
+      const { createAuthorizationServer } = await import('./auth/authorization-server.ts');
+      const { createEnterpriseAuth } = await import('./auth/enterprise-auth.ts');
+      const { SqlStore } = await import('./storage/sql-store.ts');
+      if (!(context.store instanceof SqlStore)) throw new Error('the authorization server needs a SQL store');
+      const configDir = envFor(file).configDir;
+      // Human login through the enterprise IdP (auth.idp) and the ID-JAG grant (auth.trustedIssuers).
+      const enterprise = createEnterpriseAuth({ auth: context.config().auth, configDir, clock: context.clock });
+      const as = await createAuthorizationServer({
+        config: context.config(),
+        publicBase: context.publicBase,
+        store: context.store.oauthStore(),
+        configDir,
+        clock: context.clock,
+        logger: context.logger,
+        interactions: enterprise.interactions,
+      });
+      await enterprise.install(as);
+      return as;
+    },
+  });
   await gateway.start();
   const url = gateway.url;
   const ready = gateway.targets();
+  // Loopback + auth.mode oauth: a fresh 12-hour development key, shown here once.
+  const devKey = await gateway.mintDevCredential();
+  const authLines =
+    config.auth.mode !== 'oauth'
+      ? ['Authentication: none (loopback only; set auth.mode: oauth to require credentials)']
+      : [
+          `Authentication: OAuth (issuer ${gateway.publicBase}/oauth, metadata ${gateway.publicBase}/.well-known/oauth-protected-resource${config.listener.path})`,
+          ...(devKey === undefined
+            ? []
+            : [
+                '',
+                'Development API key (12 h, replaces the previous one; shown once):',
+                `  ${devKey}`,
+                `  try: curl -s -H 'Authorization: Bearer ${devKey}' -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/list' -d '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' ${url}`,
+              ]),
+        ];
+  const header = devKey === undefined ? '' : ` --header 'Authorization: Bearer ${devKey}'`;
   process.stderr.write(
     [
       `Gatehouse ${GATEWAY_VERSION} is serving ${ready.length} target(s) from ${file}`,
@@ -39,11 +81,12 @@ async function start(file: string): Promise<void> {
       ...Object.keys(config.toolsets).map((t) => `Toolset ${t}: ${url}/${t}`),
       ...(config.admin.enabled ? [`Admin (metrics, SLOs, audit):                       http://${config.admin.host}:${gateway.adminPort}/metrics`] : []),
       ...(config.audit.enabled ? [`Audit trail: ${config.storage.driver}${config.storage.driver === 'sqlite' ? ` ${config.storage.path}` : ''}`] : []),
+      ...authLines,
       '',
       'Connect a client:',
-      `  - Streamable HTTP clients: point them at ${url}`,
-      `  - stdio-only clients:      npx gatehouse connect ${url}`,
-      `  - MCP Inspector:           npx @modelcontextprotocol/inspector --cli ${url} --method tools/list`,
+      `  - Streamable HTTP clients: point them at ${url}${devKey === undefined ? '' : ' with the header Authorization: Bearer <key>'}`,
+      `  - stdio-only clients:      npx gatehouse connect ${url}${devKey === undefined ? '' : ` -H 'Authorization: Bearer <key>'`}`,
+      `  - MCP Inspector:           npx @modelcontextprotocol/inspector --cli ${url}${header} --method tools/list`,
       '',
     ].join('\n'),
   );
@@ -123,6 +166,21 @@ export function buildCli(): Command {
     const { openStore } = await import('./storage/open-store.ts');
     const config = await loadConfigFile(file, envFor(file));
     return openStore(config, undefined, { configDir: envFor(file).configDir });
+  });
+  registerApiKeyCommands(program, async (file) => {
+    const { openStore } = await import('./storage/open-store.ts');
+    const { SqlStore } = await import('./storage/sql-store.ts');
+    const config = await loadConfigFile(file, envFor(file));
+    const store = await openStore(config, undefined, { configDir: envFor(file).configDir });
+    try {
+      // The key table may be newer than the database: bring it up (refuses a newer schema).
+      await store.migrate();
+      if (!(store instanceof SqlStore)) throw new Error('the configured store has no API key table');
+      return { keys: store.apiKeyStore(), config, close: () => store.close() };
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
   });
   return program;
 }

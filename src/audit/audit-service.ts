@@ -11,6 +11,7 @@ import type { GatewayLogger } from '../telemetry/log.ts';
 import { nextRequestId } from '../telemetry/call-record.ts';
 import { AuditTrail, type AuditPolicy } from './audit-trail.ts';
 import { AuditWriter } from './audit-writer.ts';
+import type { Principal } from '../auth/principal.ts';
 
 const PRUNE_INTERVAL_MS = 60 * 60_000;
 const DAY_MS = 24 * 60 * 60_000;
@@ -62,9 +63,9 @@ export class AuditService {
   }
 
   /** Audit a request refused before it became a call. A failure here is logged, never thrown: the refusal goes out regardless. */
-  async rejection(error: GatehouseError, facts: { method?: string | undefined; sessionId?: string | undefined; bytesIn: number; transport: string }): Promise<void> {
+  async rejection(error: GatehouseError, facts: { method?: string | undefined; sessionId?: string | undefined; bytesIn: number; transport: string; principal?: Principal | undefined }): Promise<void> {
     await this.trail
-      .recordRejection(error, { requestId: nextRequestId(), method: facts.method, sessionId: facts.sessionId, bytesIn: facts.bytesIn, transport: facts.transport })
+      .recordRejection(error, { requestId: nextRequestId(), method: facts.method, sessionId: facts.sessionId, bytesIn: facts.bytesIn, transport: facts.transport, principal: facts.principal })
       .catch((err: unknown) => this.options.logger.error({ kind: 'audit', err: (err as Error).message }, 'could not audit a rejected request'));
   }
 

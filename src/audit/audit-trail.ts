@@ -10,6 +10,7 @@ import type { DownstreamSession } from '../downstream/session.ts';
 import type { CallAudit } from '../downstream/call-runner.ts';
 import type { AuditRowInput } from '../storage/store.ts';
 import type { AuditWriter } from './audit-writer.ts';
+import type { Principal } from '../auth/principal.ts';
 import { argumentsHash, canonicalJson } from './canonical-json.ts';
 import { redactSecrets } from './redact.ts';
 
@@ -73,10 +74,20 @@ export class AuditTrail implements CallAudit {
     });
   }
 
-  /** A request refused before it became a call (malformed, bad headers, unknown session …). */
-  recordRejection(error: GatehouseError, facts: { requestId: string; method: string | undefined; sessionId: string | undefined; bytesIn: number; transport: string }): Promise<void> {
+  /**
+   * A request refused before it became a call (malformed, bad headers, no credential, unknown
+   * session …), with who sent it when authentication had passed (never the credential itself).
+   */
+  recordRejection(
+    error: GatehouseError,
+    facts: { requestId: string; method: string | undefined; sessionId: string | undefined; bytesIn: number; transport: string; principal?: Principal | undefined },
+  ): Promise<void> {
+    const who = facts.principal === undefined || facts.principal.method === 'none' ? undefined : facts.principal;
     return this.writer.append(this.bare('call', facts.requestId, facts.method ?? '(unparsed)', {
       sessionId: facts.sessionId ?? null,
+      user: who?.user ?? null,
+      agent: who?.agent ?? null,
+      tenant: who?.tenant ?? null,
       outcome: 'rejected',
       errorType: error.spec.type,
       bytesIn: wholeBytes(facts.bytesIn),

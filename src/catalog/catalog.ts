@@ -186,6 +186,11 @@ export function buildCatalog(discovered: readonly TargetListing[], config: Gateh
   return { all, toolsets, revision: ++revisionCounter, rejected };
 }
 
+/** An endpoint's whole view (the main endpoint, or a toolset); undefined for an unknown toolset. */
+export function endpointView(catalog: Catalog, toolset: string | undefined): CatalogView | undefined {
+  return toolset === undefined ? catalog.all : catalog.toolsets.get(toolset);
+}
+
 /** The target that owns a resource URI in a view: an exact resource first, then a template. */
 export function resourceTarget(view: CatalogView, uri: string): string | undefined {
   const exact = view.resourceOwner.get(uri);
@@ -193,4 +198,14 @@ export function resourceTarget(view: CatalogView, uri: string): string | undefin
   for (const route of view.templates) if (route.matches(uri)) return route.target;
   // A single resource-serving target owns every URI: servers may serve URIs they do not list.
   return view.targets.length === 1 ? view.targets[0] : undefined;
+}
+
+/**
+ * The target a `ref/resource` completion goes to: the template whose text the ref names, else
+ * the owner of the URI. Dispatch and authorization both resolve it here, so the target that
+ * was authorized is the target that is called.
+ */
+export function completionResourceTarget(view: CatalogView, uri: string): string | undefined {
+  for (const route of view.templates) if (route.definition['uriTemplate'] === uri) return route.target;
+  return resourceTarget(view, uri);
 }

@@ -50,6 +50,32 @@ export function normalizeConfig(input: GatehouseConfig, env: NormalizeEnv): { co
     });
   }
 
+  const auth = { ...input.auth };
+  if (input.auth.mode === 'oauth') issues.push(...authIssues(input, listener.host));
+  if (auth.publicUrl !== undefined) {
+    // The public URL is the base of the issuer and of every resource URL: no trailing slash.
+    auth.publicUrl = auth.publicUrl.replace(/\/+$/, '');
+    // Agents and browsers reach the gateway under its public name: that Host and Origin are
+    // the gateway's own, so DNS-rebinding protection must accept them.
+    try {
+      const url = new URL(auth.publicUrl);
+      listener.allowedHosts = [...new Set([...listener.allowedHosts, url.host.toLowerCase()])];
+      listener.allowedOrigins = [...new Set([...listener.allowedOrigins, url.origin.toLowerCase()])];
+    } catch {
+      // The schema already checked it is a URL.
+    }
+  }
+  if (listener.tls !== undefined) {
+    const tls = listener.tls;
+    listener.tls = {
+      ...tls,
+      certFile: path.resolve(env.configDir, tls.certFile),
+      keyFile: path.resolve(env.configDir, tls.keyFile),
+      clientCaFile: tls.clientCaFile === undefined ? undefined : path.resolve(env.configDir, tls.clientCaFile),
+    };
+    if (tls.requireClientCert && tls.clientCaFile === undefined) issues.push({ path: 'listener.tls.requireClientCert', reason: 'requireClientCert needs listener.tls.clientCaFile' });
+  }
+
   const targets: GatehouseConfig['targets'] = {};
   for (const name of Object.keys(input.targets).sort()) {
     const target = input.targets[name]!;
@@ -77,5 +103,31 @@ export function normalizeConfig(input: GatehouseConfig, env: NormalizeEnv): { co
 
   const storage = input.storage.driver === 'sqlite' ? { ...input.storage, path: path.resolve(env.configDir, input.storage.path) } : input.storage;
 
-  return { config: { ...input, listener, targets, audit, storage }, issues };
+  return { config: { ...input, listener, auth, targets, audit, storage }, issues };
+}
+
+/** What `auth.mode: oauth` needs beyond the schema. */
+function authIssues(input: GatehouseConfig, host: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const { auth } = input;
+  // Resource URLs and the issuer are derived from the public URL; a routable bind's own address
+  // is rarely what agents use (proxies, DNS names), and a wrong audience locks everyone out.
+  if (auth.publicUrl === undefined && !isLoopbackHost(host)) {
+    issues.push({ path: 'auth.publicUrl', reason: `binding ${host} with auth.mode oauth needs auth.publicUrl (the URL agents use, e.g. https://mcp.example.com)` });
+  }
+  if (auth.publicUrl !== undefined) {
+    const url = new URL(auth.publicUrl);
+    // OAuth 2.1 §1.5: tokens travel over TLS, except to loopback during development.
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
+      issues.push({ path: 'auth.publicUrl', reason: 'auth.publicUrl must be https (http only for a loopback address)' });
+    }
+    if (url.search !== '' || url.hash !== '') issues.push({ path: 'auth.publicUrl', reason: 'auth.publicUrl must not have a query or fragment' });
+  }
+  if (Object.keys(auth.mtls).length > 0 && input.listener.tls?.clientCaFile === undefined) {
+    issues.push({ path: 'auth.mtls', reason: 'client certificates need listener.tls.clientCaFile' });
+  }
+  for (const [name, toolset] of Object.entries(input.toolsets)) {
+    if (!auth.tenants.includes(toolset.tenant)) issues.push({ path: `toolsets.${name}.tenant`, reason: `tenant "${toolset.tenant}" is not in auth.tenants` });
+  }
+  return issues;
 }

@@ -14,6 +14,7 @@ import { createCallRecord, type CallRecord, type CallRecordListener } from '../t
 import type { DownstreamSession } from './session.ts';
 import { missingCapability } from '../protocol/client-requests.ts';
 import { serializeMessage } from '../protocol/jsonrpc.ts';
+import type { Principal } from '../auth/principal.ts';
 
 /** Where the messages of one call go: the POST stream, the legacy SSE stream, stdout. */
 export interface CallChannel {
@@ -40,6 +41,12 @@ export interface RunOptions {
   transport: string;
   /** 2026-07-28 HTTP requests: their headers (see CallContext.httpHeaders). */
   httpHeaders?: CallContext['httpHeaders'];
+  /**
+   * The principal this request authenticated as, when it differs in more than identity from
+   * the session's (a refreshed or stepped-up token carries other scopes and roles); the session
+   * is bound to the same user, agent and tenant. Defaults to the session's principal.
+   */
+  principal?: Principal | undefined;
 }
 
 export class CallRunner {
@@ -61,7 +68,7 @@ export class CallRunner {
     record.protocolVersion = session.protocolVersion;
     record.toolset = session.toolset;
     record.bytesIn = options.bytesIn;
-    const principal = session.principal;
+    const principal = options.principal ?? session.principal;
     if (principal.method !== 'none') {
       record.user = principal.user;
       record.agent = principal.agent;

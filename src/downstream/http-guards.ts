@@ -11,12 +11,19 @@ export interface OriginPolicy {
   origins: ReadonlySet<string>;
 }
 
-/** Loopback names for the listener port, plus what config adds. */
-export function buildOriginPolicy(port: number, extraHosts: readonly string[], extraOrigins: readonly string[]): OriginPolicy {
+/** Loopback names for the listener port, plus what config adds (normalization adds `auth.publicUrl`'s). */
+export function buildOriginPolicy(port: number, extraHosts: readonly string[], extraOrigins: readonly string[], secure = false): OriginPolicy {
   const names = ['127.0.0.1', 'localhost', '[::1]'];
+  const scheme = secure ? 'https' : 'http';
   const hosts = new Set<string>([...names.map((n) => `${n}:${port}`), ...extraHosts.map((h) => h.toLowerCase())]);
-  const origins = new Set<string>([...names.map((n) => `http://${n}:${port}`), ...extraOrigins.map((o) => o.toLowerCase())]);
+  const origins = new Set<string>([...names.map((n) => `${scheme}://${n}:${port}`), ...extraOrigins.map((o) => o.toLowerCase())]);
   return { hosts, origins };
+}
+
+/** The Host half of checkOrigin, for routes that browsers of other origins may call (metadata, OAuth). */
+export function checkHost(req: IncomingMessage, policy: OriginPolicy): void {
+  const host = req.headers.host?.toLowerCase();
+  if (host === undefined || !policy.hosts.has(host)) throw new GatehouseError('FORBIDDEN_ORIGIN', 'Host not allowed');
 }
 
 /**
@@ -25,8 +32,7 @@ export function buildOriginPolicy(port: number, extraHosts: readonly string[], e
  * Origin (a rebinding page's requests carry the attacker's host name).
  */
 export function checkOrigin(req: IncomingMessage, policy: OriginPolicy): void {
-  const host = req.headers.host?.toLowerCase();
-  if (host === undefined || !policy.hosts.has(host)) throw new GatehouseError('FORBIDDEN_ORIGIN', 'Host not allowed');
+  checkHost(req, policy);
   const origin = req.headers.origin;
   if (origin !== undefined && origin !== 'null' && !policy.origins.has(origin.toLowerCase())) {
     throw new GatehouseError('FORBIDDEN_ORIGIN', 'Origin not allowed');

@@ -14,6 +14,7 @@ import { accepts, readBody, requireJsonContentType } from './http-guards.ts';
 import { DownstreamSession } from './session.ts';
 import { newSessionId, type SessionStore } from './session-store.ts';
 import { SseWriter } from './sse-writer.ts';
+import { principalKey, type Principal } from '../auth/principal.ts';
 
 export interface LegacySseDeps {
   runner: CallRunner;
@@ -33,8 +34,16 @@ export class LegacySseEndpoint {
     this.deps = deps;
   }
 
-  /** `GET <base>/sse`: open a session and its stream. */
-  open(req: IncomingMessage, res: ServerResponse, messagePath: string, toolset: string | undefined): void {
+  /**
+   * The toolset of the session `sid` names (for the audience its messages' tokens must carry);
+   * undefined for an unknown session, which then fails on the main endpoint's terms.
+   */
+  toolsetOfSession(sid: string | null): string | undefined {
+    return sid === null ? undefined : this.deps.sessions.peek(sid)?.session.toolset;
+  }
+
+  /** `GET <base>/sse`: open a session, bound to `principal`, and its stream. */
+  open(req: IncomingMessage, res: ServerResponse, messagePath: string, toolset: string | undefined, principal: Principal): void {
     if (req.method !== 'GET') throw new GatehouseError('METHOD_NOT_ALLOWED', 'Use GET to open the SSE stream', { headers: { allow: 'GET' } });
     if (!accepts(req, 'text/event-stream')) throw new GatehouseError('NOT_ACCEPTABLE', 'Accept must list text/event-stream');
     const session = new DownstreamSession({
@@ -43,6 +52,7 @@ export class LegacySseEndpoint {
       protocolVersion: '2024-11-05',
       transport: TRANSPORT,
       toolset,
+      principal,
       now: this.deps.clock.now(),
     });
     const entry = this.deps.sessions.add(session);
@@ -66,11 +76,13 @@ export class LegacySseEndpoint {
   }
 
   /** `POST <base>/messages?sessionId=…`. */
-  async message(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  async message(req: IncomingMessage, res: ServerResponse, url: URL, principal: Principal): Promise<void> {
     if (req.method !== 'POST') throw new GatehouseError('METHOD_NOT_ALLOWED', 'Use POST to send messages', { headers: { allow: 'POST' } });
     const sid = url.searchParams.get('sessionId');
     if (sid === null) throw new GatehouseError('SESSION_REQUIRED', 'sessionId query parameter is required');
-    const entry = this.deps.sessions.get(sid);
+    // Bound to its principal: another principal's message answers exactly like an unknown session.
+    const owned = this.deps.sessions.peek(sid);
+    const entry = owned !== undefined && principalKey(owned.session.principal) === principalKey(principal) ? this.deps.sessions.get(sid) : undefined;
     const writer = this.writers.get(sid);
     if (entry === undefined || writer === undefined) throw new GatehouseError('SESSION_NOT_FOUND', 'Session not found');
     requireJsonContentType(req);
@@ -83,7 +95,7 @@ export class LegacySseEndpoint {
     res.writeHead(202).end('Accepted');
     const bytesIn = Buffer.byteLength(text);
     if (isResponse(message)) return this.deps.runner.response(session, message);
-    if (isNotification(message)) return this.deps.runner.notification(session, message, { bytesIn, transport: TRANSPORT });
+    if (isNotification(message)) return this.deps.runner.notification(session, message, { bytesIn, transport: TRANSPORT, principal });
     const request = message as JsonRpcRequest;
     if (request.method === 'initialize') {
       const params = request.params ?? {};
@@ -93,7 +105,7 @@ export class LegacySseEndpoint {
     }
     const channel = { write: (m: JsonRpcMessage) => writer.event(JSON.stringify(m)) };
     try {
-      const { response, record } = await this.deps.runner.run(session, request, channel, { bytesIn, transport: TRANSPORT });
+      const { response, record } = await this.deps.runner.run(session, request, channel, { bytesIn, transport: TRANSPORT, principal });
       await this.deps.runner.deliver(session, request, record, response, (body) => {
         const before = writer.bytes;
         if (body !== undefined) writer.event(body);

@@ -50,7 +50,7 @@ export class PostResponse implements CallChannel {
    * Send the final response, already serialized (the runner serializes it once, to audit
    * its size before it leaves), and end the answer.
    */
-  finish(body: string | undefined, status = 200): number {
+  finish(body: string | undefined, status = 200, headers: Record<string, string> = {}): number {
     if (this.done) return 0;
     if (body === undefined) {
       // Cancelled by the agent: end whatever is open without a response.
@@ -64,7 +64,7 @@ export class PostResponse implements CallChannel {
       this.done = true;
       if (this.res.destroyed) return 0;
       const bytes = Buffer.byteLength(body);
-      this.res.writeHead(status, { ...this.options.headers, 'content-type': 'application/json', 'content-length': String(bytes) });
+      this.res.writeHead(status, { ...this.options.headers, ...headers, 'content-type': 'application/json', 'content-length': String(bytes) });
       this.res.end(body);
       this.bytesOut += bytes;
       return this.bytesOut;

@@ -70,6 +70,11 @@ export class SessionStore {
     return entry;
   }
 
+  /** The entry without touching its idle clock (for checks that may still refuse the request). */
+  peek(id: string): SessionEntry | undefined {
+    return this.entries.get(id);
+  }
+
   get(id: string): SessionEntry | undefined {
     const entry = this.entries.get(id);
     if (entry) entry.session.lastSeen = this.options.clock.now();

@@ -20,6 +20,8 @@ import { SseWriter } from './sse-writer.ts';
 import { openListenStream } from './subscriptions-listen.ts';
 import { sendJson } from './http-answers.ts';
 import type { Clock } from '../clock.ts';
+import { principalKey, type Principal } from '../auth/principal.ts';
+import type { CallRecord } from '../telemetry/call-record.ts';
 
 export interface StreamableHttpDeps {
   runner: CallRunner;
@@ -27,6 +29,8 @@ export interface StreamableHttpDeps {
   changes: ChangeBus;
   clock: Clock;
   limits(): { maxBodyBytes: number; maxJsonDepth: number };
+  /** The `WWW-Authenticate` header of a 403 insufficient_scope at the endpoint of `toolset`. */
+  scopeChallenge?(toolset: string | undefined, scope: string | undefined): Record<string, string>;
 }
 
 const TRANSPORT = 'streamable-http';
@@ -43,20 +47,21 @@ export class StreamableHttpEndpoint {
     this.deps = deps;
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, toolset: string | undefined): Promise<void> {
+  /** Serve one request that authentication has attributed to `principal`. */
+  async handle(req: IncomingMessage, res: ServerResponse, toolset: string | undefined, principal: Principal): Promise<void> {
     switch (req.method) {
       case 'POST':
-        return this.post(req, res, toolset);
+        return this.post(req, res, toolset, principal);
       case 'GET':
-        return this.get(req, res);
+        return this.get(req, res, principal);
       case 'DELETE':
-        return this.delete(req, res);
+        return this.delete(req, res, principal);
       default:
         throw new GatehouseError('METHOD_NOT_ALLOWED', `${req.method} is not allowed`, { headers: { allow: 'GET, POST, DELETE' } });
     }
   }
 
-  private async post(req: IncomingMessage, res: ServerResponse, toolset: string | undefined): Promise<void> {
+  private async post(req: IncomingMessage, res: ServerResponse, toolset: string | undefined, principal: Principal): Promise<void> {
     requireJsonContentType(req);
     if (!accepts(req, 'application/json', 'text/event-stream')) {
       throw new GatehouseError('NOT_ACCEPTABLE', 'Accept must list application/json and text/event-stream');
@@ -65,24 +70,35 @@ export class StreamableHttpEndpoint {
     const text = await readBody(req, limits.maxBodyBytes);
     const bytesIn = Buffer.byteLength(text);
     const value = parseJson(text, { maxDepth: limits.maxJsonDepth });
-    if (Array.isArray(value)) return this.batch(req, res, value, bytesIn);
+    if (Array.isArray(value)) return this.batch(req, res, value, bytesIn, principal);
     const message = toMessage(value);
     const sid = sessionHeader(req);
     // Era rules (2026-07-28 versioning): a request declaring the modern version is served
     // statelessly, even `initialize` (which that revision removed: 404); otherwise an
     // `initialize` opens a legacy session.
-    if (sid === undefined && isRequest(message) && isModernRequest(req.headers, message)) return this.modern(req, res, message, toolset, bytesIn);
-    if (isRequest(message) && message.method === 'initialize') return this.initialize(req, res, message, toolset, bytesIn);
+    if (sid === undefined && isRequest(message) && isModernRequest(req.headers, message)) return this.modern(req, res, message, toolset, bytesIn, principal);
+    if (isRequest(message) && message.method === 'initialize') return this.initialize(req, res, message, toolset, bytesIn, principal);
     if (sid === undefined) {
       if (isModernRequest(req.headers, undefined)) throw new GatehouseError('INVALID_REQUEST', 'Only requests can be sent to a 2026-07-28 endpoint');
       throw new GatehouseError('SESSION_REQUIRED', 'Mcp-Session-Id header is required');
     }
-    const entry = this.legacySession(req, sid);
-    return this.legacyMessage(res, entry, message, bytesIn);
+    const entry = this.legacySession(req, sid, principal);
+    return this.legacyMessage(res, entry, message, bytesIn, principal);
   }
 
-  private legacySession(req: IncomingMessage, sid: string): SessionEntry {
-    const entry = this.deps.sessions.get(sid);
+  /**
+   * The live session `sid` names, if it belongs to `principal`. A session is bound to the
+   * principal that opened it: another principal's request answers exactly like an unknown
+   * session, so a leaked session id is worth nothing without its owner's credential.
+   */
+  private ownedSession(sid: string | undefined, principal: Principal): SessionEntry | undefined {
+    const entry = sid === undefined ? undefined : this.deps.sessions.peek(sid);
+    if (entry === undefined || principalKey(entry.session.principal) !== principalKey(principal)) return undefined;
+    return this.deps.sessions.get(sid!);
+  }
+
+  private legacySession(req: IncomingMessage, sid: string, principal: Principal): SessionEntry {
+    const entry = this.ownedSession(sid, principal);
     if (entry === undefined) throw new GatehouseError('SESSION_NOT_FOUND', 'Session not found');
     const version = req.headers['mcp-protocol-version'];
     // A session negotiated one version, but clients send older headers on raw requests
@@ -96,7 +112,7 @@ export class StreamableHttpEndpoint {
     return entry;
   }
 
-  private async initialize(req: IncomingMessage, res: ServerResponse, message: JsonRpcRequest, toolset: string | undefined, bytesIn: number): Promise<void> {
+  private async initialize(req: IncomingMessage, res: ServerResponse, message: JsonRpcRequest, toolset: string | undefined, bytesIn: number, principal: Principal): Promise<void> {
     if (sessionHeader(req) !== undefined) throw new GatehouseError('INVALID_REQUEST', 'initialize must not carry Mcp-Session-Id', { id: message.id });
     const params = message.params ?? {};
     const version = negotiateLegacyVersion(params['protocolVersion']);
@@ -108,17 +124,19 @@ export class StreamableHttpEndpoint {
       toolset,
       clientInfo: params['clientInfo'] as JsonObject | undefined,
       clientCapabilities: params['capabilities'] as JsonObject | undefined,
+      principal,
       now: this.deps.clock.now(),
     });
     const entry = this.deps.sessions.add(session);
     if (entry === undefined) throw new GatehouseError('SHUTTING_DOWN', 'Session limit reached', { id: message.id });
     this.attachChanges(entry);
     // initialize runs the pipeline like any call, so later stages (auth, audit) see it too.
-    const { response, record } = await this.deps.runner.run(session, message, { write: () => false }, { bytesIn, transport: TRANSPORT });
+    const { response, record } = await this.deps.runner.run(session, message, { write: () => false }, { bytesIn, transport: TRANSPORT, principal });
     await this.deps.runner.deliver(session, message, record, response, (body, final) => {
       if (final === undefined || 'error' in final) {
         session.close();
-        return body === undefined ? 0 : sendJson(res, 200, final, {}, body);
+        const refusal = this.scopeRefusal(record, final, toolset);
+        return body === undefined ? 0 : sendJson(res, refusal?.status ?? 200, final, refusal?.headers ?? {}, body);
       }
       return sendJson(res, 200, final, { 'mcp-session-id': session.id }, body);
     });
@@ -144,7 +162,7 @@ export class StreamableHttpEndpoint {
     return entry.standalone?.event(data, id) ?? false;
   }
 
-  private async legacyMessage(res: ServerResponse, entry: SessionEntry, message: JsonRpcMessage, bytesIn: number): Promise<void> {
+  private async legacyMessage(res: ServerResponse, entry: SessionEntry, message: JsonRpcMessage, bytesIn: number, principal: Principal): Promise<void> {
     const session = entry.session;
     if (isResponse(message)) {
       this.deps.runner.response(session, message);
@@ -161,17 +179,19 @@ export class StreamableHttpEndpoint {
     const answer = new PostResponse(res, { headers: { 'mcp-session-id': session.id }, log: { events: entry.events, streamId } });
     entry.openStreams.set(streamId, answer);
     try {
-      const { response, record } = await this.deps.runner.run(session, request, answer, { bytesIn, transport: TRANSPORT });
-      await this.deps.runner.deliver(session, request, record, response, (body) => answer.finish(body));
+      const { response, record } = await this.deps.runner.run(session, request, answer, { bytesIn, transport: TRANSPORT, principal });
+      await this.deps.runner.deliver(session, request, record, response, (body, final) => {
+        const refusal = this.scopeRefusal(record, final, session.toolset);
+        return answer.finish(body, refusal?.status, refusal?.headers);
+      });
     } finally {
       entry.openStreams.delete(streamId);
     }
   }
 
   /** JSON-RPC batches exist only in 2025-03-26; elsewhere the whole batch is refused unexecuted. */
-  private async batch(req: IncomingMessage, res: ServerResponse, values: unknown[], bytesIn: number): Promise<void> {
-    const sid = sessionHeader(req);
-    const entry = sid === undefined ? undefined : this.deps.sessions.get(sid);
+  private async batch(req: IncomingMessage, res: ServerResponse, values: unknown[], bytesIn: number, principal: Principal): Promise<void> {
+    const entry = this.ownedSession(sessionHeader(req), principal);
     if (entry === undefined || !allowsBatches(entry.session.protocolVersion) || values.length === 0) {
       throw new GatehouseError('BATCH_NOT_SUPPORTED', 'JSON-RPC batches are not supported by this protocol version');
     }
@@ -183,7 +203,7 @@ export class StreamableHttpEndpoint {
         if (isResponse(m)) this.deps.runner.response(entry.session, m);
         else if (isNotification(m)) this.deps.runner.notification(entry.session, m, { bytesIn: 0, transport: TRANSPORT });
         else {
-          const { response, record } = await this.deps.runner.run(entry.session, m as JsonRpcRequest, channel, { bytesIn: Math.floor(bytesIn / messages.length), transport: TRANSPORT });
+          const { response, record } = await this.deps.runner.run(entry.session, m as JsonRpcRequest, channel, { bytesIn: Math.floor(bytesIn / messages.length), transport: TRANSPORT, principal });
           await this.deps.runner.deliver(entry.session, m as JsonRpcRequest, record, response, (_body, final) => {
             if (final !== undefined) responses.push(final);
             return 0;
@@ -195,7 +215,7 @@ export class StreamableHttpEndpoint {
     else sendJson(res, 200, responses, { 'mcp-session-id': entry.session.id });
   }
 
-  private async modern(req: IncomingMessage, res: ServerResponse, request: JsonRpcRequest, toolset: string | undefined, bytesIn: number): Promise<void> {
+  private async modern(req: IncomingMessage, res: ServerResponse, request: JsonRpcRequest, toolset: string | undefined, bytesIn: number, principal: Principal): Promise<void> {
     const declared = validateModernRequest(req.headers, request);
     const session = new DownstreamSession({
       id: `r-${newSessionId().slice(0, 12)}`,
@@ -205,6 +225,8 @@ export class StreamableHttpEndpoint {
       toolset,
       clientInfo: declared.clientInfo,
       clientCapabilities: declared.clientCapabilities,
+      // 2026-07-28 is stateless: the principal is this request's.
+      principal,
       now: this.deps.clock.now(),
     });
     session.logLevel = declared.logLevel;
@@ -219,16 +241,31 @@ export class StreamableHttpEndpoint {
     };
     res.on('close', onClose);
     try {
-      const { response, record } = await this.deps.runner.run(session, request, answer, { bytesIn, transport: TRANSPORT, httpHeaders: req.headers });
+      const { response, record } = await this.deps.runner.run(session, request, answer, { bytesIn, transport: TRANSPORT, httpHeaders: req.headers, principal });
       const shaped = response && 'result' in response ? { ...response, result: shapeModernResult(request.method, response.result) } : response;
-      await this.deps.runner.deliver(session, request, record, shaped, (body, final) => answer.finish(body, final && 'error' in final ? modernErrorStatus(final) : 200));
+      await this.deps.runner.deliver(session, request, record, shaped, (body, final) => {
+        const refusal = this.scopeRefusal(record, final, toolset);
+        return answer.finish(body, refusal?.status ?? (final && 'error' in final ? modernErrorStatus(final) : 200), refusal?.headers);
+      });
     } finally {
       res.off('close', onClose);
       session.close();
     }
   }
 
-  private get(req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * MCP 2025-11-25 "Runtime Insufficient Scope Errors": the gateway's own insufficient_scope
+   * (raised by the policy stage; an upstream's error of that type passes through untouched)
+   * answers HTTP 403 with the challenge naming the scopes, when the answer is still plain JSON.
+   */
+  private scopeRefusal(record: CallRecord, final: JsonRpcResponse | undefined, toolset: string | undefined): { status: number; headers: Record<string, string> } | undefined {
+    if (record.outcome !== 'error' || record.errorType !== 'insufficient_scope' || final === undefined || !('error' in final)) return undefined;
+    const scope = (final.error.data as { scope?: unknown } | undefined)?.scope;
+    const text = typeof scope === 'string' ? scope : Array.isArray(scope) ? scope.filter((s) => typeof s === 'string').join(' ') : undefined;
+    return { status: 403, headers: this.deps.scopeChallenge?.(toolset, text) ?? {} };
+  }
+
+  private get(req: IncomingMessage, res: ServerResponse, principal: Principal): void {
     if (!accepts(req, 'text/event-stream')) throw new GatehouseError('NOT_ACCEPTABLE', 'Accept must list text/event-stream');
     const sid = sessionHeader(req);
     if (sid === undefined) {
@@ -236,7 +273,7 @@ export class StreamableHttpEndpoint {
       if (req.headers['mcp-protocol-version'] === '2026-07-28') throw new GatehouseError('METHOD_NOT_ALLOWED', 'GET is not part of 2026-07-28', { headers: { allow: 'POST' } });
       throw new GatehouseError('SESSION_REQUIRED', 'Mcp-Session-Id header is required');
     }
-    const entry = this.legacySession(req, sid);
+    const entry = this.legacySession(req, sid, principal);
     const lastEventId = req.headers['last-event-id'];
     const writer = new SseWriter(res, { 'mcp-session-id': sid });
     if (typeof lastEventId === 'string' && EventLog.streamOf(lastEventId) !== undefined) {
@@ -259,10 +296,10 @@ export class StreamableHttpEndpoint {
     });
   }
 
-  private delete(req: IncomingMessage, res: ServerResponse): void {
+  private delete(req: IncomingMessage, res: ServerResponse, principal: Principal): void {
     const sid = sessionHeader(req);
     if (sid === undefined) throw new GatehouseError('SESSION_REQUIRED', 'Mcp-Session-Id header is required');
-    const entry = this.legacySession(req, sid);
+    const entry = this.legacySession(req, sid, principal);
     entry.session.close();
     res.writeHead(200).end();
   }

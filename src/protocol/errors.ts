@@ -36,6 +36,10 @@ export const ERROR_TABLE = {
   HEADER_MISMATCH: { rpc: -32020, http: 400, httpLevel: false, type: 'header_mismatch', exposeMessage: true, publicMessage: 'Header mismatch' },
   MISSING_CLIENT_CAPABILITY: { rpc: -32021, http: 400, httpLevel: false, type: 'missing_client_capability', exposeMessage: true, publicMessage: 'Missing required client capability' },
   UNSUPPORTED_PROTOCOL_VERSION: { rpc: -32022, http: 400, httpLevel: false, type: 'unsupported_protocol_version', exposeMessage: true, publicMessage: 'Unsupported protocol version' },
+  // A visible tool called with arguments outside every grant naming it (names the argument and
+  // the kind of constraint, never the value or the pattern). A tool the caller cannot see
+  // answers TOOL_NOT_FOUND instead.
+  ARGUMENT_NOT_PERMITTED: { rpc: -32602, http: 200, httpLevel: false, type: 'argument_not_permitted', exposeMessage: true, publicMessage: 'Argument not permitted' },
   INVALID_INPUT_RESPONSE: { rpc: -32602, http: 200, httpLevel: false, type: 'invalid_input_response', exposeMessage: true, publicMessage: 'The requestState is unknown, expired or belongs to another request' },
   SESSION_REQUIRED: { rpc: -32600, http: 400, httpLevel: true, type: 'session_required', exposeMessage: true, publicMessage: 'Mcp-Session-Id header is required' },
   SESSION_NOT_FOUND: { rpc: -32001, http: 404, httpLevel: true, type: 'session_not_found', exposeMessage: true, publicMessage: 'Session not found' },

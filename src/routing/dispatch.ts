@@ -1,6 +1,12 @@
 /**
  * The terminal stage: answers what the gateway itself owns (ping, the aggregated lists,
  * logging level, discovery) and routes everything else to the target that owns it.
+ *
+ * It works on two views of the endpoint's catalog, both from the compiled policy: `visible`
+ * (what the caller may call: tenant, grants and toolset applied; the tenant only in
+ * observe-only mode) for lists, capabilities, tools, prompts and tasks, and `routing` (the
+ * tenant only) to find which target owns a resource URI. The authorize stage has already
+ * judged the call against the same views.
  */
 import { GatehouseError } from '../protocol/errors.ts';
 import { isPlainObject, type JsonObject, type JsonRpcResponse } from '../protocol/jsonrpc.ts';
@@ -8,7 +14,9 @@ import { MODERN_VERSION, LEGACY_VERSIONS, META_SERVER_INFO } from '../protocol/e
 import { GATEWAY_INFO } from '../version.ts';
 import type { CallContext } from '../pipeline/call-context.ts';
 import type { Stage } from '../pipeline/stage.ts';
-import { resourceTarget, type Catalog, type CatalogView } from '../catalog/catalog.ts';
+import { completionResourceTarget, endpointView, resourceTarget, type Catalog, type CatalogView } from '../catalog/catalog.ts';
+import { unknownPrompt, unknownResource, unknownTool } from '../catalog/unknown-names.ts';
+import type { CompiledPolicy } from '../auth/policy.ts';
 import { LOG_LEVELS, type LogLevel } from '../downstream/session.ts';
 import type { UpstreamConnection } from '../upstream/connection.ts';
 import { forward, type ForwardDeps } from './forward.ts';
@@ -25,7 +33,13 @@ export interface DispatchDeps extends ForwardDeps {
   instructions: string | undefined;
 }
 
-type Handler = (ctx: CallContext, view: CatalogView, deps: DispatchDeps) => Promise<JsonRpcResponse>;
+/** The caller's views of the endpoint (see the module doc). */
+interface Views {
+  readonly visible: CatalogView;
+  readonly routing: CatalogView;
+}
+
+type Handler = (ctx: CallContext, views: Views, deps: DispatchDeps) => Promise<JsonRpcResponse>;
 
 /**
  * The capabilities the gateway advertises downstream: what its endpoint can route. The tasks
@@ -46,8 +60,8 @@ export function gatewayCapabilities(ctx: CallContext, view: CatalogView, deps: D
   return capabilities;
 }
 
-const taskHandler: Handler = async (ctx, view, deps) => {
-  const { target, params } = routeTaskRequest(ctx, view, (t) => deps.registry.facts(t));
+const taskHandler: Handler = async (ctx, { visible }, deps) => {
+  const { target, params } = routeTaskRequest(ctx, visible, (t) => deps.registry.facts(t));
   return forward(ctx, deps, target, ctx.request.method, params);
 };
 
@@ -65,30 +79,30 @@ const upstreamLogLevels = new WeakMap<UpstreamConnection, LogLevel>();
 const handlers: Record<string, Handler> = {
   ping: async (ctx) => ok(ctx, {}),
 
-  initialize: async (ctx, view, deps) =>
+  initialize: async (ctx, { visible }, deps) =>
     ok(ctx, {
       protocolVersion: ctx.session.protocolVersion,
-      capabilities: gatewayCapabilities(ctx, view, deps),
+      capabilities: gatewayCapabilities(ctx, visible, deps),
       serverInfo: GATEWAY_INFO,
       ...(deps.instructions ? { instructions: deps.instructions } : {}),
     }),
 
-  'server/discover': async (ctx, view, deps) =>
+  'server/discover': async (ctx, { visible }, deps) =>
     ok(ctx, {
       supportedVersions: [MODERN_VERSION, ...LEGACY_VERSIONS],
-      capabilities: gatewayCapabilities(ctx, view, deps),
+      capabilities: gatewayCapabilities(ctx, visible, deps),
       ...(deps.instructions ? { instructions: deps.instructions } : {}),
       _meta: { [META_SERVER_INFO]: GATEWAY_INFO },
       ttlMs: deps.listTtlMs,
       cacheScope: 'private',
     }),
 
-  'tools/call': async (ctx, view, deps) => {
+  'tools/call': async (ctx, { visible }, deps) => {
     const name = stringParam(ctx, 'name');
     ctx.record.name = name;
-    const entry = view.toolByName.get(name);
-    // A tool outside this endpoint's view answers exactly like one that does not exist.
-    if (entry === undefined) throw new GatehouseError('TOOL_NOT_FOUND', `Unknown tool: ${name}`, { id: ctx.request.id });
+    const entry = visible.toolByName.get(name);
+    // A tool outside the caller's view answers exactly like one that does not exist.
+    if (entry === undefined) throw unknownTool(name, ctx.request.id);
     const params = entry.upstreamName === name ? ctx.request.params : { ...ctx.request.params, name: entry.upstreamName };
     if (entry.paramHeaders.length === 0) return forward(ctx, deps, entry.target, 'tools/call', params);
     const args = ctx.request.params?.['arguments'];
@@ -99,24 +113,24 @@ const handlers: Record<string, Handler> = {
     return forward(ctx, deps, entry.target, 'tools/call', params, paramHeaderValues(entry.paramHeaders, args));
   },
 
-  'prompts/get': async (ctx, view, deps) => {
+  'prompts/get': async (ctx, { visible }, deps) => {
     const name = stringParam(ctx, 'name');
     ctx.record.name = name;
-    const entry = view.promptByName.get(name);
-    if (entry === undefined) throw new GatehouseError('PROMPT_NOT_FOUND', `Unknown prompt: ${name}`, { id: ctx.request.id });
+    const entry = visible.promptByName.get(name);
+    if (entry === undefined) throw unknownPrompt(name, ctx.request.id);
     const params = entry.upstreamName === name ? ctx.request.params : { ...ctx.request.params, name: entry.upstreamName };
     return forward(ctx, deps, entry.target, 'prompts/get', params);
   },
 
-  'resources/read': async (ctx, view, deps) => {
+  'resources/read': async (ctx, { routing }, deps) => {
     const uri = stringParam(ctx, 'uri');
     ctx.record.name = uri;
-    return forward(ctx, deps, ownerOf(ctx, view, uri), 'resources/read', ctx.request.params);
+    return forward(ctx, deps, ownerOf(ctx, routing, uri), 'resources/read', ctx.request.params);
   },
 
-  'resources/subscribe': async (ctx, view, deps) => {
+  'resources/subscribe': async (ctx, { routing }, deps) => {
     const uri = stringParam(ctx, 'uri');
-    const target = ownerOf(ctx, view, uri);
+    const target = ownerOf(ctx, routing, uri);
     ctx.record.name = uri;
     // Only the first subscriber of a URI subscribes upstream; later ones share it.
     if (deps.subscriptions.add(target, uri, ctx.session)) {
@@ -133,27 +147,28 @@ const handlers: Record<string, Handler> = {
     return ok(ctx, {});
   },
 
-  'resources/unsubscribe': async (ctx, view, deps) => {
+  'resources/unsubscribe': async (ctx, { routing }, deps) => {
     const uri = stringParam(ctx, 'uri');
-    const target = ownerOf(ctx, view, uri);
+    const target = ownerOf(ctx, routing, uri);
     ctx.record.name = uri;
     if (deps.subscriptions.remove(target, uri, ctx.session)) return forward(ctx, deps, target, 'resources/unsubscribe', ctx.request.params);
     ctx.record.target = target;
     return ok(ctx, {});
   },
 
-  'completion/complete': async (ctx, view, deps) => {
+  'completion/complete': async (ctx, { visible, routing }, deps) => {
     const ref = ctx.request.params?.['ref'];
     if (!isPlainObject(ref)) throw new GatehouseError('INVALID_PARAMS', 'params.ref must be an object', { id: ctx.request.id });
     if (ref['type'] === 'ref/prompt' && typeof ref['name'] === 'string') {
-      const entry = view.promptByName.get(ref['name']);
-      if (entry === undefined) throw new GatehouseError('PROMPT_NOT_FOUND', `Unknown prompt: ${ref['name']}`, { id: ctx.request.id });
+      const entry = visible.promptByName.get(ref['name']);
+      if (entry === undefined) throw unknownPrompt(ref['name'], ctx.request.id);
       ctx.record.name = ref['name'];
       return forward(ctx, deps, entry.target, 'completion/complete', { ...ctx.request.params, ref: { ...ref, name: entry.upstreamName } });
     }
     if (ref['type'] === 'ref/resource' && typeof ref['uri'] === 'string') {
       ctx.record.name = ref['uri'];
-      const target = view.templates.find((t) => t.definition['uriTemplate'] === ref['uri'])?.target ?? ownerOf(ctx, view, ref['uri']);
+      const target = completionResourceTarget(routing, ref['uri']);
+      if (target === undefined) throw unknownResource(ref['uri'], ctx.request.id);
       return forward(ctx, deps, target, 'completion/complete', ctx.request.params);
     }
     throw new GatehouseError('INVALID_PARAMS', 'params.ref must be a ref/prompt or ref/resource', { id: ctx.request.id });
@@ -184,18 +199,23 @@ const handlers: Record<string, Handler> = {
 
 function ownerOf(ctx: CallContext, view: CatalogView, uri: string): string {
   const target = resourceTarget(view, uri);
-  if (target === undefined) throw new GatehouseError('RESOURCE_NOT_FOUND', `Resource not found: ${uri}`, { id: ctx.request.id, data: { uri } });
+  if (target === undefined) throw unknownResource(uri, ctx.request.id);
   return target;
 }
 
-/** Build the terminal dispatch stage for one snapshot. */
-export function dispatchStage(deps: DispatchDeps): Stage {
+/** Build the terminal dispatch stage for one snapshot and its compiled policy. */
+export function dispatchStage(deps: DispatchDeps, policy: CompiledPolicy): Stage {
   return {
     name: 'dispatch',
     async run(ctx) {
-      const catalog = deps.catalog();
-      const view = ctx.session.toolset === undefined ? catalog.all : catalog.toolsets.get(ctx.session.toolset);
-      if (view === undefined) throw new GatehouseError('NOT_FOUND', `Unknown toolset: ${ctx.session.toolset}`);
+      const base = endpointView(deps.catalog(), ctx.session.toolset);
+      if (base === undefined) throw new GatehouseError('NOT_FOUND', `Unknown toolset: ${ctx.session.toolset}`);
+      const access = policy.accessFor(ctx.principal, ctx.session.toolset);
+      const routing = access.tenantView(base);
+      // Observe-only lists everything in the tenant: hiding what would be denied changes what
+      // agents do (they never call what they cannot see), which is enforcement in all but
+      // name, and the would_deny calls the mode exists to reveal would never happen.
+      const view = policy.observeOnly ? routing : access.grantedView(base);
       const method = ctx.request.method;
       const kind = LIST_METHODS[method];
       if (kind !== undefined) {
@@ -204,7 +224,7 @@ export function dispatchStage(deps: DispatchDeps): Stage {
         return ok(ctx, listPage(view, kind, ctx.request.params, deps.pageSize, hints));
       }
       const handler = handlers[method];
-      if (handler !== undefined) return handler(ctx, view, deps);
+      if (handler !== undefined) return handler(ctx, { visible: view, routing }, deps);
       throw new GatehouseError('METHOD_NOT_FOUND', `Method not found: ${method}`, { id: ctx.request.id });
     },
   };

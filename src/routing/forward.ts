@@ -112,7 +112,7 @@ async function forwardAttempt(
     if (!('result' in response)) return { jsonrpc: '2.0', id: ctx.request.id, error: response.error };
     const answer: JsonRpcResponse = { jsonrpc: '2.0', id: ctx.request.id, result: response.result };
     // A task handle (a CreateTaskResult, or a tasks/* result) must name its owner for later polls.
-    return response.result['resultType'] === 'task' || method.startsWith('tasks/') ? exposeTaskIds(answer, target) : answer;
+    return response.result['resultType'] === 'task' || method.startsWith('tasks/') ? exposeTaskIds(answer, target, ctx.principal) : answer;
   } finally {
     ctx.clock.clearTimeout(timer);
     ctx.signal.removeEventListener('abort', onCallAbort);

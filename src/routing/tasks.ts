@@ -5,35 +5,72 @@
  * Those three carry only a `taskId`, so the gateway must know which target owns it.
  *
  * The gateway does not keep a table for that: it hands agents a task id that names its target
- * (`gt1.<base64url target>.<upstream task id>`). Any replica can route it, it outlives
- * restarts exactly as long as the upstream's own task does, and a `tasks/get` sent the moment
- * the task is created resolves (SEP-2663 "durable create"). The upstream id stays inside
- * unchanged, so the upstream remains the judge of which ids exist.
+ * and is bound to the principal that created it
+ * (`gt1.<base64url target>.<binding>.<upstream task id>`, the binding an HMAC over principal,
+ * target and upstream id). Any replica holding the same key can route it, and a `tasks/get`
+ * sent the moment the task is created resolves (SEP-2663 "durable create"). The upstream id
+ * stays inside unchanged, so the upstream remains the judge of which ids exist.
+ *
+ * The binding is what keeps tenants and principals apart: the upstream knows nothing of them,
+ * so without it anyone holding a task id could poll, answer or cancel another's task. An id
+ * presented by another principal answers exactly like an unknown one. The key is random per
+ * process unless the composition root sets a shared one (`useTaskIdKey`); with a random key,
+ * ids do not survive a restart.
  */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { GatehouseError } from '../protocol/errors.ts';
 import { isPlainObject, type JsonObject, type JsonRpcResponse } from '../protocol/jsonrpc.ts';
 import type { CallContext } from '../pipeline/call-context.ts';
 import type { CatalogView } from '../catalog/catalog.ts';
 import type { ServerFacts } from '../upstream/handshake.ts';
+import { principalKey, type Principal } from '../auth/principal.ts';
+import { unknownTask } from '../catalog/unknown-names.ts';
 
 export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
 export const TASK_METHODS = ['tasks/get', 'tasks/update', 'tasks/cancel'] as const;
 
 const PREFIX = 'gt1.';
+/** Characters of the base64url HMAC kept: 128 bits. */
+const BINDING_CHARS = 22;
 
-/** The id agents see for a task `upstreamId` of `target`. */
-export function gatewayTaskId(target: string, upstreamId: string): string {
-  return `${PREFIX}${Buffer.from(target, 'utf8').toString('base64url')}.${upstreamId}`;
+let taskIdKey: Buffer | undefined;
+
+/** Set the key task ids are bound with (shared by replicas that route each other's ids). */
+export function useTaskIdKey(key: Uint8Array): void {
+  if (key.byteLength < 16) throw new Error('the task id key needs at least 16 bytes');
+  taskIdKey = Buffer.from(key);
 }
 
-/** The target and upstream id inside a gateway task id, or undefined when it is not one. */
-export function parseTaskId(taskId: string): { target: string; upstreamId: string } | undefined {
+function binding(principal: Principal, target: string, upstreamId: string): string {
+  taskIdKey ??= randomBytes(32);
+  return createHmac('sha256', taskIdKey).update(`${principalKey(principal)}\u0000${target}\u0000${upstreamId}`).digest('base64url').slice(0, BINDING_CHARS);
+}
+
+/** The id `principal` sees for task `upstreamId` of `target`. */
+export function gatewayTaskId(target: string, upstreamId: string, principal: Principal): string {
+  return `${PREFIX}${Buffer.from(target, 'utf8').toString('base64url')}.${binding(principal, target, upstreamId)}.${upstreamId}`;
+}
+
+/** The parts of a gateway task id, or undefined when it is not one (the binding is not checked). */
+export function parseTaskId(taskId: string): { target: string; binding: string; upstreamId: string } | undefined {
   if (!taskId.startsWith(PREFIX)) return undefined;
   const dot = taskId.indexOf('.', PREFIX.length);
-  if (dot < 0 || dot === taskId.length - 1) return undefined;
+  if (dot < 0) return undefined;
+  const second = taskId.indexOf('.', dot + 1);
+  if (second < 0 || second === taskId.length - 1) return undefined;
   const encoded = taskId.slice(PREFIX.length, dot);
   if (!/^[A-Za-z0-9_-]+$/.test(encoded)) return undefined;
-  return { target: Buffer.from(encoded, 'base64url').toString('utf8'), upstreamId: taskId.slice(dot + 1) };
+  return { target: Buffer.from(encoded, 'base64url').toString('utf8'), binding: taskId.slice(dot + 1, second), upstreamId: taskId.slice(second + 1) };
+}
+
+/** The target and upstream id of a task id `principal` was given, or undefined (not ours, or another's). */
+export function openTaskId(taskId: string, principal: Principal): { target: string; upstreamId: string } | undefined {
+  const parsed = parseTaskId(taskId);
+  if (parsed === undefined || parsed.binding.length !== BINDING_CHARS) return undefined;
+  const expected = Buffer.from(binding(principal, parsed.target, parsed.upstreamId));
+  const presented = Buffer.from(parsed.binding);
+  if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return undefined;
+  return { target: parsed.target, upstreamId: parsed.upstreamId };
 }
 
 /** Whether a target's server advertised the extension. */
@@ -52,18 +89,19 @@ export function agentAcceptsTasks(capabilities: JsonObject): boolean {
  * A task handle from `target` gets the gateway's id before it reaches the agent: the
  * `CreateTaskResult` of any call, and the `taskId` echoed by `tasks/*` results.
  */
-export function exposeTaskIds(response: JsonRpcResponse, target: string): JsonRpcResponse {
+export function exposeTaskIds(response: JsonRpcResponse, target: string, principal: Principal): JsonRpcResponse {
   if (!('result' in response)) return response;
   const taskId = response.result['taskId'];
   if (typeof taskId !== 'string') return response;
-  return { ...response, result: { ...response.result, taskId: gatewayTaskId(target, taskId) } };
+  return { ...response, result: { ...response.result, taskId: gatewayTaskId(target, taskId, principal) } };
 }
 
 /**
  * Resolve a `tasks/*` request to its target and the params to send there. Errors follow the
  * order the extension implies: capability first (SEP-2663: a request without the extension
- * gets -32021 whatever its taskId), then the id; an id the gateway did not issue, or one for
- * a target outside this endpoint's view, is an unknown task (-32602).
+ * gets -32021 whatever its taskId), then the id; an id the gateway did not issue, one issued
+ * to another principal, or one for a target outside the caller's view (another tenant, this
+ * endpoint's selection) is an unknown task (-32602), all with the same answer.
  */
 export function routeTaskRequest(
   ctx: CallContext,
@@ -83,10 +121,8 @@ export function routeTaskRequest(
   }
   const taskId = ctx.request.params?.['taskId'];
   if (typeof taskId !== 'string' || taskId.length === 0) throw new GatehouseError('INVALID_PARAMS', 'params.taskId must be a non-empty string', { id });
-  const parsed = parseTaskId(taskId);
-  if (parsed === undefined || !view.targets.includes(parsed.target) || !offersTasks(facts(parsed.target))) {
-    throw new GatehouseError('TASK_NOT_FOUND', `Unknown task: ${taskId}`, { id });
-  }
+  const parsed = openTaskId(taskId, ctx.principal);
+  if (parsed === undefined || !view.targets.includes(parsed.target) || !offersTasks(facts(parsed.target))) throw unknownTask(taskId, id);
   ctx.record.name = taskId;
   return { target: parsed.target, params: { ...ctx.request.params, taskId: parsed.upstreamId } };
 }

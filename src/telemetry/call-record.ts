@@ -35,6 +35,13 @@ export interface CallRecord {
   user?: string | undefined;
   agent?: string | undefined;
   tenant?: string | undefined;
+  /**
+   * Authorization's decision for calls that name a tool, prompt or resource: `would_deny` in
+   * observe-only mode. Absent for methods the policy does not judge.
+   */
+  policyDecision?: 'allow' | 'deny' | 'would_deny' | undefined;
+  /** Why it was denied (or would be): short and non-secret, e.g. `no grant for tool x on target y`. */
+  policyReason?: string | undefined;
   /** W3C trace context of the call's span, when tracing is on. */
   traceId?: string | undefined;
   spanId?: string | undefined;

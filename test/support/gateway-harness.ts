@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { Gateway } from '../../src/gateway.ts';
+import { Gateway, type GatewayOptions } from '../../src/gateway.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import type { CallRecord } from '../../src/telemetry/call-record.ts';
@@ -22,7 +22,10 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
-export async function startGateway(input: Omit<ConfigInput, 'listener'> & { listener?: ConfigInput['listener'] }): Promise<TestGateway> {
+/** Gateway options beside the config: an injected clock, a token issuer (auth tests). */
+export type TestGatewayOptions = Pick<GatewayOptions, 'clock' | 'tokenIssuer' | 'authorizationServer' | 'store'>;
+
+export async function startGateway(input: Omit<ConfigInput, 'listener'> & { listener?: ConfigInput['listener'] }, options: TestGatewayOptions = {}): Promise<TestGateway> {
   // The admin listener gets a free port too, so parallel test files never collide on 9090.
   // Each gateway gets its own SQLite file unless the test names a store: audit is on, as in production.
   const storage = input.storage ?? { driver: 'sqlite' as const, path: path.join(mkdtempSync(path.join(os.tmpdir(), 'gh-gw-')), 'gatehouse.db') };
@@ -39,7 +42,7 @@ export async function startGateway(input: Omit<ConfigInput, 'listener'> & { list
       done();
     },
   });
-  const gateway = new Gateway({ config, logger: createLogger('debug', sink), recordListeners: [(r) => records.push({ ...r })] });
+  const gateway = new Gateway({ ...options, config, logger: createLogger('debug', sink), recordListeners: [(r) => records.push({ ...r })] });
   await gateway.start();
   const url = gateway.url;
   const adminBase = `http://127.0.0.1:${gateway.adminPort}`;

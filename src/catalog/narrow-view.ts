@@ -1,0 +1,53 @@
+/**
+ * A catalog view narrowed to what one principal may see (authorization's filtered lists).
+ * Entries are the base view's own objects, so a route found in a narrowed view is the same
+ * route the base view holds; a filter that keeps everything returns the base view itself, so
+ * its serialized list pages are shared too.
+ */
+import type { JsonObject } from '../protocol/jsonrpc.ts';
+import type { CatalogView, ExposedEntry, TemplateRoute } from './catalog.ts';
+
+/** What to keep. Called once per entry when the narrowed view is built, never per call. */
+export interface ViewFilter {
+  tool(entry: ExposedEntry): boolean;
+  prompt(entry: ExposedEntry): boolean;
+  /** A listed resource, by its owning target and URI. */
+  resource(target: string, uri: string): boolean;
+  template(route: TemplateRoute): boolean;
+}
+
+export function narrowView(base: CatalogView, keep: ViewFilter): CatalogView {
+  const tools = base.tools.filter((e) => keep.tool(e));
+  const prompts = base.prompts.filter((e) => keep.prompt(e));
+  const resourceOwner = new Map<string, string>();
+  const resources: JsonObject[] = [];
+  for (const res of base.resources) {
+    const uri = res['uri'];
+    const owner = typeof uri === 'string' ? base.resourceOwner.get(uri) : undefined;
+    if (owner === undefined || typeof uri !== 'string' || !keep.resource(owner, uri)) continue;
+    resourceOwner.set(uri, owner);
+    resources.push(res);
+  }
+  const templates = base.templates.filter((t) => keep.template(t));
+  if (tools.length === base.tools.length && prompts.length === base.prompts.length && resources.length === base.resources.length && templates.length === base.templates.length) {
+    return base;
+  }
+  const contributing = new Set<string>();
+  for (const e of tools) contributing.add(e.target);
+  for (const e of prompts) contributing.add(e.target);
+  for (const t of resourceOwner.values()) contributing.add(t);
+  for (const t of templates) contributing.add(t.target);
+  return {
+    tools,
+    toolByName: new Map(tools.map((e) => [e.exposedName, e])),
+    prompts,
+    promptByName: new Map(prompts.map((e) => [e.exposedName, e])),
+    resources,
+    resourceOwner,
+    templates,
+    toolDefinitions: tools.map((e) => e.definition),
+    promptDefinitions: prompts.map((e) => e.definition),
+    templateDefinitions: templates.map((t) => t.definition),
+    targets: base.targets.filter((t) => contributing.has(t)),
+  };
+}
