@@ -20,6 +20,8 @@ export interface GatehouseRun {
   /** Where the log went (`/dev/null` or a file that can be counted). */
   logFile: string;
   configFile: string;
+  /** What every request must carry: the development API key the gateway printed. */
+  headers: Record<string, string>;
 }
 
 /** What the report says about the features the measured gateway had on. */
@@ -33,9 +35,11 @@ export function gatehouseFeatures(logSink: string, runtime: 'tsx' | 'bundle', ex
     'legacy session store with replay buffer (256 events)',
     'audit row per message, durable before the answer leaves (SQLite WAL, synchronous=NORMAL as shipped, group commit)',
     'Prometheus metrics and SLO subscribers on every call record; admin listener up; tracing off (no OTLP endpoint)',
+    'authentication on every request (auth.mode oauth; the load client presents the development API key the gateway prints, a service-account key checked against its SHA-256 on each request)',
+    'authorization on every call (the default policy: role admin granted every tool; lists filtered through the principal\'s view)',
     extraKeys.length > 0
       ? `extra config merged into every gateway (--gatehouse-config): ${extraKeys.map((k) => `\`${k}\``).join(', ')}`
-      : 'no extra config: authentication, authorization and rate limits are not in the gateway yet',
+      : 'no extra config; rate limits are not in the gateway yet',
   ];
 }
 
@@ -68,6 +72,8 @@ function writeConfig(dir: string, name: string, targets: Record<string, Gatehous
       // so several gateways of one run never collide on 9090.
       storage: { driver: 'sqlite', path: `${name}.db` },
       admin: { port: 0 },
+      // Authentication as a new user runs it: OAuth on, the development key for the client.
+      auth: { mode: 'oauth' },
     },
     extra,
   );
@@ -110,7 +116,13 @@ export async function startGatehouse(
     readyTimeoutMs: extra.readyTimeoutMs ?? 60_000,
     stopGraceMs: 5_000,
   });
-  return { process: process_, url: process_.ready, logFile, configFile };
+  // The banner lists the development key (auth.mode oauth on loopback) after the endpoint line;
+  // both arrive in one write, so the tail holds it once the ready line matched.
+  const key = /Development API key[^\n]*\n\s*(gh_[A-Za-z0-9_-]+)/.exec(process_.tail())?.[1];
+  if (key === undefined && launch.extraConfig?.['auth'] === undefined) {
+    throw new Error(`${name} printed no development API key: the load client could not authenticate (banner: ${process_.tail().slice(-400)})`);
+  }
+  return { process: process_, url: process_.ready, logFile, configFile, headers: key === undefined ? {} : { authorization: `Bearer ${key}` } };
 }
 
 /** Lines in the log file so far (0 for /dev/null): proves the per-message line was written. */

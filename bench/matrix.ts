@@ -177,7 +177,7 @@ export async function runMatrix(opts: MatrixOptions): Promise<Sample[]> {
         const modes: SessionMode[] = concurrency === opts.sharedSessionConcurrency ? ['per-session', 'shared-session'] : ['per-session'];
         for (const mode of modes) {
           const sizes = mode === 'shared-session' ? [opts.sizes[0]!] : opts.sizes;
-          const client = new McpHttpClient(path.url, concurrency);
+          const client = new McpHttpClient(path.url, concurrency, path.headers);
           let opened: Awaited<ReturnType<typeof openSessions>> | undefined;
           try {
             opened = await openSessions(client, concurrency, mode, opts.setupSamples);

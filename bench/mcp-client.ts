@@ -43,9 +43,12 @@ export class McpHttpClient {
   readonly url: URL;
   private readonly pool: Pool;
   private nextId = 1;
+  /** Sent with every request (the gateway's credential, when the path needs one). */
+  private readonly baseHeaders: Record<string, string>;
 
-  constructor(url: string, connections: number) {
+  constructor(url: string, connections: number, headers: Record<string, string> = {}) {
     this.url = new URL(url);
+    this.baseHeaders = headers;
     this.pool = new Pool(this.url.origin, {
       connections,
       pipelining: 1,
@@ -60,7 +63,7 @@ export class McpHttpClient {
     const res = await this.pool.request({
       path: this.url.pathname,
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...this.baseHeaders, ...headers },
       body,
     });
     const text = await res.body.text();
@@ -120,7 +123,7 @@ export class McpHttpClient {
     const res = await this.pool.request({
       path: this.url.pathname,
       method: 'GET',
-      headers: { accept: 'text/event-stream', ...session.headers },
+      headers: { accept: 'text/event-stream', ...this.baseHeaders, ...session.headers },
       bodyTimeout: 0,
     });
     res.body.on('data', () => undefined);
@@ -132,7 +135,7 @@ export class McpHttpClient {
   async closeSession(session: McpSession): Promise<void> {
     if (session.id === undefined) return;
     try {
-      const res = await this.pool.request({ path: this.url.pathname, method: 'DELETE', headers: session.headers, headersTimeout: 5_000, bodyTimeout: 5_000 });
+      const res = await this.pool.request({ path: this.url.pathname, method: 'DELETE', headers: { ...this.baseHeaders, ...session.headers }, headersTimeout: 5_000, bodyTimeout: 5_000 });
       await res.body.text();
     } catch {
       // best effort

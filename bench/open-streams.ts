@@ -40,8 +40,8 @@ export async function runOpenStreams(opts: OpenStreamsOptions): Promise<OpenStre
   };
   const gateway = await startGatehouse(opts.gatehouse, 'gatehouse-streams', { echo: { transport: 'streamable-http', url: opts.upstreamUrl } });
   const pid = gateway.process.pid;
-  const posts = new McpHttpClient(gateway.url, Math.min(64, opts.batch));
-  const streams = new McpHttpClient(gateway.url, opts.sessions + 8);
+  const posts = new McpHttpClient(gateway.url, Math.min(64, opts.batch), gateway.headers);
+  const streams = new McpHttpClient(gateway.url, opts.sessions + 8, gateway.headers);
   const sessions: McpSession[] = [];
   const closers: Array<() => void> = [];
   try {

@@ -33,6 +33,8 @@ export interface PathUnderTest {
   describe: string;
   /** Gatehouse only: where its log went. */
   logFile?: string;
+  /** Headers every request to this path carries (Gatehouse: its credential). */
+  headers?: Record<string, string>;
 }
 
 export interface Fleet {
@@ -116,12 +118,12 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
 
   await attempt('gatehouse-http', async () => {
     const gh = await startGatehouse(options.gatehouse, 'gatehouse-http', { echo: { transport: 'streamable-http', url: upstreamUrl } });
-    return { id: 'gatehouse-http', url: gh.url, front: gh.process, viaHttpUpstream: true, describe: 'one streamable-http target (shared upstream session, undici Pool)', logFile: gh.logFile };
+    return { id: 'gatehouse-http', url: gh.url, front: gh.process, viaHttpUpstream: true, describe: 'one streamable-http target (shared upstream session, undici Pool)', logFile: gh.logFile, headers: gh.headers };
   });
 
   await attempt('gatehouse-stdio', async () => {
     const gh = await startGatehouse(options.gatehouse, 'gatehouse-stdio', { echo: { transport: 'stdio', ...stdio } });
-    return { id: 'gatehouse-stdio', url: gh.url, front: gh.process, viaHttpUpstream: false, describe: 'one stdio target (one shared child)', logFile: gh.logFile };
+    return { id: 'gatehouse-stdio', url: gh.url, front: gh.process, viaHttpUpstream: false, describe: 'one stdio target (one shared child)', logFile: gh.logFile, headers: gh.headers };
   });
 
   const peers: PeerName[] = (['mcp-proxy', 'supergateway'] as const).filter((p) => want(p));

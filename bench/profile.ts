@@ -128,7 +128,7 @@ async function profileOne(opts: ProfileOptions, size: number): Promise<ProfileSu
   const gateway = await startGatehouse(opts.gatehouse, `gatehouse-profiled-${size}`, { echo: { transport: 'streamable-http', url: opts.upstreamUrl } }, {
     nodeFlags: ['--cpu-prof', '--cpu-prof-dir', opts.outDir],
   });
-  const client = new McpHttpClient(gateway.url, 32);
+  const client = new McpHttpClient(gateway.url, 32, gateway.headers);
   let calls = 0;
   let windowStart = 0;
   let windowEnd = 0;

@@ -70,7 +70,7 @@ export async function runToolsList(opts: ToolsListOptions): Promise<ToolsListRes
     const started = performance.now();
     gateway = await startGatehouse(opts.gatehouse, 'gatehouse-catalog', targets, { readyTimeoutMs: 120_000 });
     result.gatewayStartMs = round(performance.now() - started, 1);
-    client = new McpHttpClient(gateway.url, 4);
+    client = new McpHttpClient(gateway.url, 4, gateway.headers);
     const session = await client.openSession();
     let t0 = performance.now();
     const cold = await fullListing(client, session);
