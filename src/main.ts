@@ -10,7 +10,6 @@ import { watchConfigFile } from './config/watch.ts';
 import { systemClock } from './clock.ts';
 import { Gateway } from './gateway.ts';
 import { createLogger } from './telemetry/log.ts';
-import { startStdioBridge } from './downstream/stdio-bridge.ts';
 import { GATEWAY_VERSION } from './version.ts';
 import { registerAuditCommands } from './audit/audit-cli.ts';
 import { registerApiKeyCommands } from './auth/api-key-cli.ts';
@@ -140,6 +139,9 @@ export function buildCli(): Command {
         const i = h.indexOf(':');
         if (i > 0) headers[h.slice(0, i).trim()] = h.slice(i + 1).trim();
       }
+      // Loaded here: the bridge is the only user of the MCP SDK's client and server transports,
+      // which a serving gateway need not hold in memory.
+      const { startStdioBridge } = await import('./downstream/stdio-bridge.ts');
       const bridge = await startStdioBridge({ url, headers });
       await bridge.closed;
       process.exit(0);
