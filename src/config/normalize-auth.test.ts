@@ -27,6 +27,12 @@ describe('auth normalization', () => {
     expect(issues({ auth: { mode: 'oauth' } })).toEqual([]);
   });
 
+  it('the admin listener stays on loopback even with oauth: agent credentials do not open it', () => {
+    const oauth = { listener: { host: '0.0.0.0' }, auth: { mode: 'oauth', publicUrl: 'https://mcp.example.com' } };
+    expect(issues({ ...oauth, admin: { host: '0.0.0.0' } })).toEqual([expect.stringMatching(/^admin.host: .*no authentication yet/)]);
+    expect(issues({ ...oauth, admin: { host: '0.0.0.0', enabled: false } })).toEqual([]);
+  });
+
   it("the public URL loses its trailing slash and its host and origin are the listener's own", () => {
     const config = parse({ listener: { host: '0.0.0.0' }, auth: { mode: 'oauth', publicUrl: 'https://MCP.example.com:8443/' } });
     expect(config.auth.publicUrl).toBe('https://MCP.example.com:8443');

@@ -42,11 +42,12 @@ export function normalizeConfig(input: GatehouseConfig, env: NormalizeEnv): { co
     });
   }
 
-  // The admin API (metrics today, audit rows and break-glass later) is at least as sensitive.
-  if (input.auth.mode === 'none' && input.admin.enabled && !isLoopbackHost(input.admin.host)) {
+  // The admin API (metrics, audit rows, key rotation) has no authentication of its own yet:
+  // agent credentials must not open it, so it stays on loopback whatever auth.mode says.
+  if (input.admin.enabled && !isLoopbackHost(input.admin.host)) {
     issues.push({
       path: 'admin.host',
-      reason: `binding the admin listener to ${input.admin.host} without authentication is refused; bind 127.0.0.1 or configure auth`,
+      reason: `binding the admin listener to ${input.admin.host} is refused: the admin API has no authentication yet; bind 127.0.0.1 (reach it through an SSH tunnel or a sidecar)`,
     });
   }
 
