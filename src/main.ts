@@ -10,6 +10,7 @@ import { watchConfigFile } from './config/watch.ts';
 import { systemClock } from './clock.ts';
 import { Gateway } from './gateway.ts';
 import { createLogger } from './telemetry/log.ts';
+import { composeAuthorizationServer } from './auth/compose-authorization-server.ts';
 import { GATEWAY_VERSION } from './version.ts';
 import { registerAuditCommands } from './audit/audit-cli.ts';
 import { registerApiKeyCommands } from './auth/api-key-cli.ts';
@@ -29,26 +30,7 @@ async function start(file: string): Promise<void> {
     config,
     logger,
     // The OAuth authorization server (auth.mode: oauth), on the store the gateway opened.
-    authorizationServer: async (context) => {
-      const { createAuthorizationServer } = await import('./auth/authorization-server.ts');
-      const { createEnterpriseAuth } = await import('./auth/enterprise-auth.ts');
-      const { SqlStore } = await import('./storage/sql-store.ts');
-      if (!(context.store instanceof SqlStore)) throw new Error('the authorization server needs a SQL store');
-      const configDir = envFor(file).configDir;
-      // Human login through the enterprise IdP (auth.idp) and the ID-JAG grant (auth.trustedIssuers).
-      const enterprise = createEnterpriseAuth({ auth: context.config().auth, configDir, clock: context.clock });
-      const as = await createAuthorizationServer({
-        config: context.config(),
-        publicBase: context.publicBase,
-        store: context.store.oauthStore(),
-        configDir,
-        clock: context.clock,
-        logger: context.logger,
-        interactions: enterprise.interactions,
-      });
-      await enterprise.install(as);
-      return as;
-    },
+    authorizationServer: composeAuthorizationServer(envFor(file).configDir),
   });
   await gateway.start();
   const url = gateway.url;

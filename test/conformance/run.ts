@@ -6,6 +6,13 @@
 // Node 22; it runs under the `node@22` package from the npm registry while the gateway runs
 // on this machine's Node. Prints the suite's own `Total:` lines.
 //
+// The server suites run with authentication on (`auth.mode: oauth`, the authorization server
+// wired as src/main.ts wires it): the harness gets a real client-credentials access token from
+// the gateway's AS, and since the suite cannot send custom headers, a loopback credential proxy
+// in front of the gateway adds `Authorization: Bearer <token>` to each request and forwards
+// everything else unchanged (Host and Origin included: the gateway lists the proxy's authority
+// as an allowed host, so the DNS-rebinding scenario still meets the gateway's own guard).
+//
 //   npm run conformance [-- <label prefix>]     e.g. -- "0.2.0-alpha.12 (2026"  or  -- client
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -13,7 +20,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fixtureStdioCommand, REPO_ROOT, startHttpFixture } from '../fixtures/fixture-process.ts';
 import { startModernFixture } from '../fixtures/modern-process.ts';
-import { startGateway } from '../support/gateway-harness.ts';
+import { composeAuthorizationServer } from '../../src/auth/compose-authorization-server.ts';
+import { startCredentialProxy } from '../support/credential-proxy.ts';
+import { INIT, post, startGateway } from '../support/gateway-harness.ts';
+import { clientCredentialsTokens, suiteClient, SUITE_CLIENT_ID } from './suite-credential.ts';
 import { runClientScenarios } from './client-suite.ts';
 
 const SUITES: Array<{ label: string; pkg: string; args: string[] }> = [
@@ -48,22 +58,50 @@ async function serverSuites(only: string | undefined, out: string): Promise<numb
   const http = await startHttpFixture({ mode: 'http', part: 'b', name: 'conformance-b' });
   const modern = await startModernFixture({ name: 'conformance-c', withJsonSchemaTool: false });
   const stdio = fixtureStdioCommand('a');
-  const gw = await startGateway({
-    targets: {
-      a: { transport: 'stdio', command: stdio.command, args: stdio.args, cwd: REPO_ROOT, era: 'legacy' },
-      b: { transport: 'streamable-http', url: http.url },
-      c: { transport: 'streamable-http', url: modern.url, era: 'modern' },
-    },
+  const client = suiteClient();
+  // The proxy listens first: the gateway must accept its authority as a Host and an Origin.
+  let gatewayOrigin = '';
+  let credential: (() => Promise<string>) | undefined;
+  const proxy = await startCredentialProxy({
+    upstream: () => gatewayOrigin,
+    credential: () => (credential === undefined ? Promise.reject(new Error('not ready')) : credential()),
   });
+  let gw: Awaited<ReturnType<typeof startGateway>> | undefined;
   let failed = 0;
   try {
+    gw = await startGateway(
+      {
+        listener: {
+          allowedHosts: [proxy.host, `localhost:${proxy.port}`],
+          allowedOrigins: [proxy.origin, `http://localhost:${proxy.port}`],
+        },
+        auth: { mode: 'oauth', clients: client.clients },
+        targets: {
+          a: { transport: 'stdio', command: stdio.command, args: stdio.args, cwd: REPO_ROOT, era: 'legacy' },
+          b: { transport: 'streamable-http', url: http.url },
+          c: { transport: 'streamable-http', url: modern.url, era: 'modern' },
+        },
+      },
+      { authorizationServer: composeAuthorizationServer(REPO_ROOT) },
+    );
+    gatewayOrigin = gw.base;
+    credential = clientCredentialsTokens(`${gw.gateway.publicBase}/oauth`, gw.url, client.clients);
+    await credential();
+    // Authentication is really on: the gateway itself refuses a request without the token.
+    const bare = await post(gw.url, INIT);
+    if (bare.status !== 401) throw new Error(`expected 401 from the gateway without a credential, got ${bare.status}`);
+    await bare.body?.cancel();
+    const url = `${proxy.origin}${new URL(gw.url).pathname}`;
     for (const suite of suites) {
-      process.stdout.write(`\n=== conformance ${suite.label} against ${gw.url}\n`);
-      const code = await run(['-y', '-p', 'node@22', '-p', suite.pkg, '--', 'conformance', 'server', '--url', gw.url, ...suite.args, '-o', out], 600_000);
+      process.stdout.write(`\n=== conformance ${suite.label} against ${url} -> ${gw.url} (auth.mode oauth, client-credentials token of ${SUITE_CLIENT_ID})\n`);
+      const code = await run(['-y', '-p', 'node@22', '-p', suite.pkg, '--', 'conformance', 'server', '--url', url, ...suite.args, '-o', out], 600_000);
       if (code !== 0) failed++;
     }
+    process.stdout.write(`\ncredential proxy forwarded ${proxy.forwarded} requests\n`);
   } finally {
-    await gw.stop();
+    await gw?.stop();
+    await proxy.stop();
+    client.dispose();
     await Promise.all([http.stop(), modern.stop()]);
   }
   return failed;
