@@ -48,6 +48,12 @@ function describeApiKeys(kind: string, open: () => Promise<SqlStore>): void {
       await expect(keys.create({ user: 'u', agent: 'a', tenant: 't', roles: [], ttlDays: 91 })).rejects.toThrow(/maxTtlDays/);
     });
 
+    it('refuses role names the config could not hold, * (every grant) above all', async () => {
+      await expect(keys.create({ user: 'u', agent: 'a', tenant: 'acme', roles: ['*'], ttlDays: 1 })).rejects.toMatchObject({ code: 'INVALID_PARAMS' });
+      await expect(keys.create({ user: 'u', agent: 'a', tenant: 'acme', roles: ['reader', 'ad min'], ttlDays: 1 })).rejects.toMatchObject({ code: 'INVALID_PARAMS' });
+      expect((await keys.list()).some((k) => k.user === 'u')).toBe(false);
+    });
+
     it('refuses unknown, malformed and expired keys with INVALID_TOKEN', async () => {
       await expect(keys.authenticate(`gh_${'A'.repeat(43)}`)).rejects.toMatchObject({ code: 'INVALID_TOKEN' });
       await expect(keys.authenticate('gh_short')).rejects.toMatchObject({ code: 'INVALID_TOKEN' });

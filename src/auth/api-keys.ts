@@ -13,6 +13,7 @@ import type { Clock } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import type { ApiKeyRow, ApiKeyStore } from '../storage/api-key-table.ts';
 import type { Principal } from './principal.ts';
+import { ROLE_NAME } from '../config/auth-schema.ts';
 import { InvalidTokenError } from './bearer-token.ts';
 
 export const API_KEY_PREFIX = 'gh_';
@@ -69,6 +70,10 @@ export class ApiKeyService {
     if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new GatehouseError('INVALID_PARAMS', 'an API key needs an expiry: --ttl-days must be at least 1');
     if (ttlMs > max * DAY_MS) throw new GatehouseError('INVALID_PARAMS', `--ttl-days exceeds auth.apiKeys.maxTtlDays (${max})`);
     if (input.user === '' || input.agent === '' || input.tenant === '') throw new GatehouseError('INVALID_PARAMS', 'user, agent and tenant are required');
+    // `*` would be every grant in the tenant: it belongs to the anonymous principal of
+    // auth.mode none alone, and the config cannot name it either.
+    const badRole = input.roles.find((role) => !ROLE_NAME.test(role));
+    if (badRole !== undefined) throw new GatehouseError('INVALID_PARAMS', `"${badRole}" is not a role name (letters, digits, _ . : -)`);
     const secret = `${API_KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
     const now = this.clock.now();
     const row: ApiKeyRow = {

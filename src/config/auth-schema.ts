@@ -7,7 +7,8 @@ import { z } from 'zod';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const TENANT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-const ROLE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$/;
+/** Role names; `*` (every grant) is reserved for the anonymous principal of `auth.mode: none`. */
+export const ROLE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$/;
 
 /** Where a secret comes from: an environment variable or a file (read at start, never logged). */
 export const secretRefSchema = z.union([
@@ -151,7 +152,7 @@ const grantSchema = z.strictObject({
 });
 
 export const policySchema = z.strictObject({
-  /** Log what would be denied (on the call record and in the audit row) without denying. */
+  /** Log what would be denied (`policy_decision: would_deny` on the call record and its log line) without denying. */
   observeOnly: z.boolean().default(false),
   roles: z.record(z.string().regex(ROLE_NAME), z.strictObject({ description: z.string().optional(), grants: z.array(grantSchema).default([]) })).default({
     admin: { grants: [{ targets: ['*'], tools: ['*'], resources: ['*'], prompts: ['*'], scopes: [] }] },

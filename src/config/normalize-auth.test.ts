@@ -27,6 +27,18 @@ describe('auth normalization', () => {
     expect(issues({ auth: { mode: 'oauth' } })).toEqual([]);
   });
 
+  it('every tenant named in targets, clients, certificates, issuers and bindings must be declared', () => {
+    const auth = { mode: 'oauth', tenants: ['acme'], registration: { tenant: 'acme' } };
+    expect(issues({ auth, targets: { t: { transport: 'stdio', command: 'true', tenant: 'acme' } } })).toEqual([]);
+    expect(issues({ auth, targets: { t: { transport: 'stdio', command: 'true', tenant: 'acmee' } } })).toEqual([expect.stringMatching(/^targets.t.tenant: tenant "acmee" is not in auth.tenants/)]);
+    expect(issues({ auth, targets: { t: { transport: 'stdio', command: 'true', tenant: 'acme' } }, policy: { bindings: [{ tenant: 'globex', users: ['u'], roles: ['admin'] }] } })).toEqual([
+      expect.stringMatching(/^policy.bindings.0.tenant: /),
+    ]);
+    expect(issues({ auth: { ...auth, clients: { c: { tenant: 'globex' } } }, targets: { t: { transport: 'stdio', command: 'true', tenant: 'acme' } } })).toEqual([
+      expect.stringMatching(/^auth.clients.c.tenant: /),
+    ]);
+  });
+
   it('the admin listener stays on loopback even with oauth: agent credentials do not open it', () => {
     const oauth = { listener: { host: '0.0.0.0' }, auth: { mode: 'oauth', publicUrl: 'https://mcp.example.com' } };
     expect(issues({ ...oauth, admin: { host: '0.0.0.0' } })).toEqual([expect.stringMatching(/^admin.host: .*no authentication yet/)]);

@@ -127,8 +127,20 @@ function authIssues(input: GatehouseConfig, host: string): ConfigIssue[] {
   if (Object.keys(auth.mtls).length > 0 && input.listener.tls?.clientCaFile === undefined) {
     issues.push({ path: 'auth.mtls', reason: 'client certificates need listener.tls.clientCaFile' });
   }
-  for (const [name, toolset] of Object.entries(input.toolsets)) {
-    if (!auth.tenants.includes(toolset.tenant)) issues.push({ path: `toolsets.${name}.tenant`, reason: `tenant "${toolset.tenant}" is not in auth.tenants` });
+  // Every tenant named anywhere must be declared: a typo would otherwise make an object that no
+  // principal can ever reach (or a principal that sees nothing), silently.
+  const named: Array<[string, string]> = [
+    ...Object.entries(input.targets).map(([name, t]): [string, string] => [`targets.${name}.tenant`, t.tenant]),
+    ...Object.entries(input.toolsets).map(([name, t]): [string, string] => [`toolsets.${name}.tenant`, t.tenant]),
+    ...Object.entries(auth.clients).map(([id, c]): [string, string] => [`auth.clients.${id}.tenant`, c.tenant]),
+    ...Object.entries(auth.mtls).map(([fp, m]): [string, string] => [`auth.mtls.${fp}.tenant`, m.tenant]),
+    ...auth.trustedIssuers.map((t, i): [string, string] => [`auth.trustedIssuers.${i}.tenant`, t.tenant]),
+    ...input.policy.bindings.map((b, i): [string, string] => [`policy.bindings.${i}.tenant`, b.tenant]),
+    ['auth.registration.tenant', auth.registration.tenant],
+    ...(auth.idp === undefined || auth.idp.tenantClaim !== undefined ? [] : [['auth.idp.tenant', auth.idp.tenant] as [string, string]]),
+  ];
+  for (const [where, tenant] of named) {
+    if (!auth.tenants.includes(tenant)) issues.push({ path: where, reason: `tenant "${tenant}" is not in auth.tenants` });
   }
   return issues;
 }

@@ -49,6 +49,10 @@ export function callLogLine(logger: GatewayLogger): (record: Readonly<CallRecord
         outcome: r.outcome,
         error_type: r.errorType,
         correlation_id: r.correlationId,
+        // The principal: who, through which agent, in which tenant (absent under auth.mode none).
+        user: r.user,
+        agent: r.agent,
+        tenant: r.tenant,
         policy_decision: r.policyDecision,
         policy_reason: r.policyReason,
         // Join a log line with its trace (the agent's trace id even when tracing is off).
