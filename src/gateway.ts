@@ -3,6 +3,7 @@
  * catalog, wires the registry's discovery to the downstream change bus, and composes the
  * downstream endpoints. Nothing here runs per call.
  */
+import { randomBytes } from 'node:crypto';
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
 import type { GatehouseConfig } from './config/schema.ts';
@@ -39,6 +40,10 @@ import { isToolsetVisible } from './auth/policy.ts';
 import { isLoopbackHost } from './config/normalize.ts';
 import type { AuthorizationServerRoutes } from './downstream/http-listener.ts';
 import { SqlStore } from './storage/sql-store.ts';
+import { TASK_ID_KEY_BYTES, TaskIdKey } from './routing/tasks.ts';
+
+/** The row of `gatehouse_gateway_secret` holding the task id key. */
+const TASK_ID_KEY_SECRET = 'task-id-key';
 
 /** The OAuth authorization server as the gateway mounts it: its HTTP routes, its token view, and its teardown. */
 export type AuthorizationServerMount = AuthorizationServerRoutes & TokenIssuerView & { close?(): Promise<void> };
@@ -94,6 +99,12 @@ export class Gateway {
   private bearer: BearerVerifier | undefined;
   private authorizationServer: AuthorizationServerMount | undefined;
   private apiKeyService: ApiKeyService | undefined;
+  /**
+   * Binds the task ids agents get to their principal. Random until start() loads the key
+   * shared through the store; a gateway without a store (audit off, `auth.mode: none`) keeps
+   * the random one, so its task ids do not survive a restart and no other process routes them.
+   */
+  private readonly taskIdKey = new TaskIdKey();
 
   constructor(options: GatewayOptions) {
     this.options = options;
@@ -235,6 +246,12 @@ export class Gateway {
       const store = this.options.store ?? (await openStore(config, this.logger));
       this.store = store;
       if (this.options.store === undefined) await store.migrate();
+      // Before the listener binds, so no task id is ever issued under the random key. A store
+      // that cannot give it fails the start (fail closed), like a failed migration.
+      if (store instanceof SqlStore) {
+        const material = await store.sharedSecret(TASK_ID_KEY_SECRET, () => randomBytes(TASK_ID_KEY_BYTES).toString('base64url'), this.clock.now());
+        this.taskIdKey.use(Buffer.from(material, 'base64url'));
+      }
       if (config.auth.mode === 'oauth') {
         // In-memory test stores have no API key table: bearer tokens and mTLS only.
         if (store instanceof SqlStore) this.apiKeyService = new ApiKeyService(store.apiKeyStore(), this.clock, () => this.snapshotValue.config.auth.apiKeys.maxTtlDays);
@@ -355,6 +372,7 @@ export class Gateway {
         listTtlMs: config.aggregation.listTtlMs,
         instructions: undefined,
         timeoutMs: (target) => config.targets[target]?.requestTimeoutMs ?? 60_000,
+        taskIdKey: this.taskIdKey,
       },
     });
     return createSnapshot(version, this.clock.now(), config, pipeline);

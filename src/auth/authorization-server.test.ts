@@ -8,7 +8,8 @@ let fx: AsFixture;
 let mcp: string;
 
 beforeAll(async () => {
-  fx = await startAs({ config: testConfig({ accessTokenTtlSeconds: 300 }), interactions: autoLogin('alice') });
+  // Dynamically registered clients serve the users of auth.registration.tenant only: alice's.
+  fx = await startAs({ config: testConfig({ accessTokenTtlSeconds: 300, tenants: ['default', 'acme'], registration: { tenant: 'acme' } }), interactions: autoLogin('alice') });
   mcp = `${fx.base}/mcp`;
   await fx.as.accounts.upsert({ id: 'alice', tenant: 'acme', roles: ['dev'], claims: { email: 'alice@example.com' } });
 });
@@ -88,6 +89,28 @@ describe('authorization code + PKCE', () => {
     expect(typeof payload.gid).toBe('string');
     expect(typeof payload.jti).toBe('string');
     expect(payload.exp! - payload.iat!).toBe(300);
+  });
+});
+
+describe('client and user tenants', () => {
+  it('refuses the code of a user who is no longer in the client\'s tenant with invalid_grant, and logs it', async () => {
+    const clientId = await register();
+    const { verifier, challenge } = pkcePair();
+    const code = (await authorize(clientId, { code_challenge: challenge, code_challenge_method: 'S256' })).searchParams.get('code');
+    expect(code).toBeTruthy();
+    // Between login and redemption the IdP moved alice to another tenant.
+    await fx.as.accounts.upsert({ id: 'alice', tenant: 'default', roles: ['dev'], claims: { email: 'alice@example.com' } });
+    try {
+      const token = await postForm(`${fx.base}/oauth/token`, { grant_type: 'authorization_code', code: code!, redirect_uri: REDIRECT, code_verifier: verifier, client_id: clientId, resource: mcp });
+      expect(token).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_description: 'the user belongs to another tenant than this client' } });
+      expect(token.body['access_token']).toBeUndefined();
+      const line = fx.logs.find((l) => l.includes('refused a user of another tenant'));
+      expect(line).toContain(clientId);
+      expect(line).not.toContain(code!);
+      expect(line).not.toContain(verifier);
+    } finally {
+      await fx.as.accounts.upsert({ id: 'alice', tenant: 'acme', roles: ['dev'], claims: { email: 'alice@example.com' } });
+    }
   });
 });
 

@@ -15,7 +15,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { JSONWebKeySet } from 'jose';
-import type { Provider } from 'oidc-provider';
+import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { Clock, TimerHandle } from '../clock.ts';
 import type { GatehouseConfig } from '../config/schema.ts';
 import type { GatewayLogger } from '../telemetry/log.ts';
@@ -23,7 +23,7 @@ import type { OAuthStore, StoredAccount } from '../storage/oauth-store.ts';
 import { answerNoLogin, INTERACTION_PREFIX, type InteractionHandler } from './interaction.ts';
 import { SigningKeys, loadCookieKeys, SIGNING_ALG } from './oauth-keys.ts';
 import { RevocationList } from './oauth-revocations.ts';
-import { staticClients } from './oauth-clients.ts';
+import { staticClients, TENANT_MISMATCH } from './oauth-clients.ts';
 import { providerConfiguration, REGISTRATION_BODY_LIMIT } from './oauth-provider-config.ts';
 import { installRevocationHooks } from './oauth-revocation-endpoint.ts';
 import { resourceUrls } from './oauth-resources.ts';
@@ -164,6 +164,16 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   // makes every URL oidc-provider derives (metadata, redirects, cookies' Secure) match the issuer.
   provider.proxy = true;
   installRevocationHooks({ provider, keys, revocations, issuer, clock, accessTokenTtlMs: atTtlMs, logger, errors: oidc.errors });
+  // A client refused a user (or an ID-JAG issuer) of another tenant: worth an operator's eye.
+  // The client id and the OAuth error only; never a code, token, assertion or secret.
+  const logTenantRefusal = (ctx: unknown, err: unknown): void => {
+    if (!(err instanceof Error) || (err as { error_description?: unknown }).error_description !== TENANT_MISMATCH) return;
+    const oidcCtx = (ctx as Partial<KoaContextWithOIDC> | undefined)?.oidc;
+    const clientId = oidcCtx?.client?.clientId ?? oidcCtx?.params?.['client_id'];
+    logger.warn({ kind: 'auth', client_id: typeof clientId === 'string' ? clientId : undefined, error: (err as { error?: unknown }).error }, 'oauth: refused a user of another tenant than the client');
+  };
+  provider.on('authorization.error', logTenantRefusal);
+  provider.on('grant.error', logTenantRefusal);
   provider.on('server_error', (_ctx, err) => {
     logger.error({ err: err instanceof Error ? { name: err.name, message: err.message } : 'unknown' }, 'oauth: internal error');
   });

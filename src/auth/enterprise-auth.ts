@@ -10,7 +10,7 @@ import type { AuthorizationServer } from './authorization-server.ts';
 import { registerIdJagGrant, JWT_BEARER_GRANT } from './id-jag-grant.ts';
 import { createIdpLogin, type AccountWriter, type LoginAccount } from './idp-login.ts';
 import type { InteractionHandler } from './interaction.ts';
-import { resolveSecret } from './oauth-clients.ts';
+import { clientTenant, resolveSecret } from './oauth-clients.ts';
 
 export interface EnterpriseAuth {
   /** Pass to `createAuthorizationServer({ interactions })`; undefined without `auth.idp`. */
@@ -25,6 +25,7 @@ export function createEnterpriseAuth(options: { auth: AuthConfig; configDir: str
   // Fail closed: a login finishing before install() (impossible once wired) writes nothing.
   const accounts: AccountWriter = {
     upsert: (account: LoginAccount) => (target ? target.upsert(account) : Promise.reject(new Error('the authorization server is not ready'))),
+    find: (id: string) => (target ? target.find(id) : Promise.reject(new Error('the authorization server is not ready'))),
   };
   const interactions =
     auth.idp === undefined
@@ -34,6 +35,7 @@ export function createEnterpriseAuth(options: { auth: AuthConfig; configDir: str
           clientSecret: auth.idp.clientSecret === undefined ? undefined : resolveSecret(auth.idp.clientSecret, options.configDir, 'auth.idp.clientSecret'),
           tenants: auth.tenants,
           accounts,
+          clientTenant: (clientId) => clientTenant(auth, clientId),
         });
 
   return {

@@ -6,7 +6,8 @@
  * decided, which is the point of the extension.
  *
  * Every check fails closed with the RFC 6749 §5.2 error the client can act on: an assertion
- * that does not verify, is stale, replayed, or names another client is `invalid_grant`; a
+ * that does not verify, is stale, replayed, names another client, or names a user of another
+ * tenant than the client's is `invalid_grant`; a
  * client not allowed an issuer's assertions is `unauthorized_client`; a resource the gateway
  * does not serve is `invalid_target`; a scope beyond the assertion's is `invalid_scope`.
  */
@@ -15,6 +16,7 @@ import type { KoaContextWithOIDC, OIDCProviderError, Provider, errors as Provide
 import type { AuthConfig } from '../config/auth-schema.ts';
 import type { MintAccessTokenInput } from './authorization-server.ts';
 import { groupList, isLoopbackHost } from './idp-login.ts';
+import { clientTenant, TENANT_MISMATCH } from './oauth-clients.ts';
 
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 /** The ID-JAG media type (draft-ietf-oauth-identity-assertion-authz-grant). */
@@ -31,7 +33,7 @@ type TrustedIssuer = AuthConfig['trustedIssuers'][number];
 export interface IdJagGrantOptions {
   /** The authorization server's issuer: the only accepted `aud`. */
   readonly issuer: string;
-  readonly auth: Pick<AuthConfig, 'trustedIssuers' | 'tenants' | 'scopes' | 'clients'>;
+  readonly auth: Pick<AuthConfig, 'trustedIssuers' | 'tenants' | 'scopes' | 'clients' | 'registration'>;
   /** The gateway's resource URLs. */
   readonly resources: readonly string[];
   readonly mintAccessToken: (input: MintAccessTokenInput) => Promise<{ token: string; expiresIn: number; jti: string }>;
@@ -109,6 +111,8 @@ export function registerIdJagGrant(provider: Provider, options: IdJagGrantOption
       if (typeof user !== 'string' || user === '') throw invalidGrant(`the assertion does not name the user (${trusted.userClaim})`);
       // A misconfigured trusted issuer must not mint into a tenant the gateway does not serve.
       if (!options.auth.tenants.includes(trusted.tenant)) throw invalidGrant("the issuer's tenant is not served by this gateway");
+      // The asserted user belongs to the issuer's tenant; a client of another tenant may not act for them.
+      if (trusted.tenant !== clientTenant(options.auth, client.clientId)) throw invalidGrant(TENANT_MISMATCH);
       const roles = [...new Set(groupList(payload[trusted.groupsClaim]).flatMap((g) => trusted.groupRoles[g] ?? []))];
 
       // Single use, checked after the signature (a forged jti cannot burn a real one) and

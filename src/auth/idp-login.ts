@@ -18,6 +18,7 @@ import type { AuthConfig } from '../config/auth-schema.ts';
 import { CONSENT_SUBPATH, createConsentStep, sendMessagePage, type ConsentStep } from './consent-page.ts';
 import type { InteractionHandler, InteractionRequest } from './interaction.ts';
 import { createMemoryPendingLogins, type PendingLoginStore } from './pending-logins.ts';
+import { TENANT_MISMATCH } from './oauth-clients.ts';
 
 export type IdpConfig = NonNullable<AuthConfig['idp']>;
 
@@ -32,6 +33,8 @@ export interface LoginAccount {
 
 export interface AccountWriter {
   upsert(account: LoginAccount): Promise<void>;
+  /** The account as last written (the tenant check of a login resumed from an existing session). */
+  find(id: string): Promise<Pick<LoginAccount, 'id' | 'tenant'> | undefined>;
 }
 
 export interface IdpLoginOptions {
@@ -41,6 +44,8 @@ export interface IdpLoginOptions {
   /** `auth.tenants`: a login whose tenant is not listed fails. */
   readonly tenants: readonly string[];
   readonly accounts: AccountWriter;
+  /** The tenant a client serves (`clientTenant` of oauth-clients.ts): its users' tenant must match. */
+  readonly clientTenant: (clientId: string) => string;
   /** Where the state, nonce and PKCE verifier wait for the IdP; in memory unless given. */
   readonly pending?: PendingLoginStore;
   /** The consent step; its CSRF key is random per process unless given. */
@@ -147,8 +152,21 @@ export function createIdpLogin(options: IdpLoginOptions): InteractionHandler {
       if (err instanceof LoginRefused) return fail(err.message);
       throw err;
     }
+    // Refused before the account is written: this login gives the client nothing.
+    if (account.tenant !== options.clientTenant(entry.clientId)) return fail(TENANT_MISMATCH);
     await options.accounts.upsert(account);
     await r.provider.interactionFinished(r.req, r.res, { login: { accountId: account.id, amr: ['ext'] } }, { mergeWithLastSubmission: false });
+  }
+
+  /**
+   * A user already signed in at the gateway (another client's login in this browser) reaches
+   * consent without a new login, so the client and user tenants are checked here too. An
+   * account that cannot be found is refused as well (fail closed).
+   */
+  async function sameTenant(details: InteractionDetails): Promise<boolean> {
+    const accountId = details.session?.accountId;
+    const account = accountId === undefined ? undefined : await options.accounts.find(accountId);
+    return account !== undefined && account.tenant === options.clientTenant(String(details.params.client_id ?? ''));
   }
 
   return {
@@ -167,6 +185,9 @@ export function createIdpLogin(options: IdpLoginOptions): InteractionHandler {
         return sendMessagePage(r.res, 400, 'Sign-in expired', 'This sign-in has expired or was started in another browser. Start again from the application.');
       }
       if (details.uid !== r.uid) return sendMessagePage(r.res, 400, 'Sign-in refused', 'This page belongs to another sign-in. Start again from the application.');
+      if (details.prompt.name === 'consent' && !(await sameTenant(details))) {
+        return finishWithError(r, 'access_denied', TENANT_MISMATCH);
+      }
       const step = `${details.prompt.name} ${r.req.method ?? ''} ${r.subpath}`;
       switch (step) {
         case 'login GET ':

@@ -16,6 +16,23 @@ export interface ClientIdentity {
   readonly scopes: readonly string[];
 }
 
+/**
+ * The OAuth error description when a client and a user belong to different tenants. Fixed
+ * text: it names neither tenant, and the authorization server's log recognizes it.
+ */
+export const TENANT_MISMATCH = 'the user belongs to another tenant than this client';
+
+/**
+ * The tenant a client serves: a pre-registered client's `tenant`, else (dynamically registered
+ * and Client ID Metadata Document clients) `auth.registration.tenant`. A client gets tokens
+ * only for users (and ID-JAG issuers) of that tenant. The strict reading, taken on purpose: a
+ * client anyone can register must not become a door into every tenant; an operator who wants
+ * self-registered clients for the users of a tenant sets `auth.registration.tenant` to it.
+ */
+export function clientTenant(auth: Pick<AuthConfig, 'clients' | 'registration'>, clientId: string): string {
+  return Object.hasOwn(auth.clients, clientId) ? auth.clients[clientId]!.tenant : auth.registration.tenant;
+}
+
 function configError(message: string): GatehouseError {
   return new GatehouseError('CONFIG_INVALID', message);
 }

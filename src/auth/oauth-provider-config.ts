@@ -17,7 +17,7 @@ import type { GatehouseConfig } from '../config/schema.ts';
 import type { OAuthStore, StoredAccount } from '../storage/oauth-store.ts';
 import type { Clock } from '../clock.ts';
 import { OAuthAdapter } from './oauth-adapter.ts';
-import type { ClientIdentity } from './oauth-clients.ts';
+import { clientTenant, TENANT_MISMATCH, type ClientIdentity } from './oauth-clients.ts';
 import { providerFetch, type GuardedFetchOptions } from './client-metadata-fetch.ts';
 import { INTERACTION_PREFIX } from './interaction.ts';
 
@@ -141,6 +141,13 @@ export function providerConfiguration(input: ProviderConfigInput): Configuration
       const account = token.kind === 'ClientCredentials' || token.accountId === undefined ? undefined : await input.findAccount(token.accountId);
       const identity = tokenIdentity(input, token, account);
       if (identity === undefined) throw new errors.InvalidGrant('the account is unknown');
+      // The login refuses a user of another tenant than the client (access_denied); this is
+      // the backstop for codes and refresh tokens whose user or client changed tenant since.
+      if (token.kind !== 'ClientCredentials' && identity.tenant !== clientTenant(auth, token.clientId ?? '')) {
+        const refused = new errors.InvalidGrant();
+        refused.error_description = TENANT_MISMATCH;
+        throw refused;
+      }
       return { tenant: identity.tenant, roles: identity.roles, ...(token.grantId === undefined ? {} : { gid: token.grantId }) };
     },
     issueRefreshToken: async (_ctx: KoaContextWithOIDC, client: ClientInstance) => client.grantTypeAllowed('refresh_token'),

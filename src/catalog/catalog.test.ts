@@ -3,6 +3,8 @@ import { parseConfig } from '../config/load.ts';
 import { listPage } from '../routing/list-methods.ts';
 import { rawJsonOf } from '../protocol/raw-json.ts';
 import { buildCatalog, resourceTarget, type TargetListing } from './catalog.ts';
+import { compilePolicy } from '../auth/policy.ts';
+import type { Principal } from '../auth/principal.ts';
 
 const targets = { alpha: { transport: 'stdio', command: 'x' }, beta: { transport: 'stdio', command: 'x' } };
 const config = (extra: Record<string, unknown> = {}) => parseConfig({ targets, ...extra }, 'test', { configDir: '/' });
@@ -35,6 +37,39 @@ describe('catalog', () => {
   it('honours prefix always and a custom separator', () => {
     const catalog = buildCatalog(listings, config({ aggregation: { prefix: 'always', separator: '.' } }));
     expect(catalog.all.tools.map((t) => t.exposedName)).toEqual(['alpha.search', 'alpha.read_file', 'beta.search', 'beta.write_file']);
+  });
+
+  it('decides collision prefixes per tenant, so a name never tells of another tenant\'s tools', () => {
+    const tenanted = parseConfig(
+      {
+        targets: { ...targets, gamma: { transport: 'stdio', command: 'x', tenant: 'acme' }, delta: { transport: 'stdio', command: 'x', tenant: 'acme' } },
+        toolsets: { acme_search: { tools: ['search', 'gamma__search'], tenant: 'acme' } },
+      },
+      'test',
+      { configDir: '/' },
+    );
+    const catalog = buildCatalog(
+      [
+        { target: 'alpha', tools: [tool('search'), tool('read_file')], prompts: [{ name: 'p' }], resources: [], templates: [] },
+        { target: 'gamma', tools: [tool('search')], prompts: [{ name: 'p' }], resources: [], templates: [] },
+        { target: 'delta', tools: [tool('search'), tool('deploy')], prompts: [], resources: [], templates: [] },
+      ],
+      tenanted,
+    );
+    const policy = compilePolicy(tenanted);
+    const who = (tenant: string): Principal => ({ tenant, user: 'u', agent: 'a', roles: ['*'], scopes: [], method: 'oauth' });
+    // Tenant default sees its search as if acme's targets did not exist; acme's two collide.
+    const mine = policy.accessFor(who('default'), undefined).tenantView(catalog.all);
+    expect(mine.tools.map((t) => t.exposedName)).toEqual(['search', 'read_file']);
+    expect(mine.toolByName.get('search')).toMatchObject({ target: 'alpha', upstreamName: 'search' });
+    expect(mine.promptByName.get('p')?.target).toBe('alpha');
+    const theirs = policy.accessFor(who('acme'), undefined).tenantView(catalog.all);
+    expect(theirs.tools.map((t) => t.exposedName)).toEqual(['gamma__search', 'delta__search', 'deploy']);
+    expect(theirs.toolByName.get('delta__search')).toMatchObject({ target: 'delta', upstreamName: 'search' });
+    expect(theirs.toolByName.has('search')).toBe(false);
+    expect(theirs.promptByName.get('p')?.target).toBe('gamma');
+    // A toolset selects among its own tenant's tools only.
+    expect(catalog.toolsets.get('acme_search')!.tools.map((t) => `${t.target}/${t.exposedName}`)).toEqual(['gamma/gamma__search']);
   });
 
   it('builds toolset views from selectors', () => {

@@ -42,7 +42,12 @@ export interface TemplateRoute {
   readonly matches: (uri: string) => boolean;
 }
 
-/** One endpoint's view: all of it for `/mcp`, a selection for `/mcp/<toolset>`. */
+/**
+ * One endpoint's view: all of it for `/mcp`, a selection for `/mcp/<toolset>`. The view of
+ * `/mcp` spans every tenant, and exposed names are unique per tenant only (see expose), so its
+ * `toolByName` and `promptByName` may hold one of several same-named entries: route through a
+ * tenant's narrowed view, where every name is one entry.
+ */
 export interface CatalogView {
   readonly tools: readonly ExposedEntry[];
   readonly toolByName: ReadonlyMap<string, ExposedEntry>;
@@ -89,6 +94,23 @@ function validTools(listings: readonly TargetListing[], rejected: RejectedDefini
   return { listings: kept, headers };
 }
 
+/**
+ * The tenant a target belongs to, as a key that keeps tenants' names apart. A listed target no
+ * longer in the config (a reload in flight) gets a key of its own that no tenant name can be
+ * (tenant names never contain \u0000): it belongs to no tenant and no principal sees it.
+ */
+function tenantKey(config: GatehouseConfig, target: string): string {
+  return Object.hasOwn(config.targets, target) ? config.targets[target]!.tenant : `\u0000${target}`;
+}
+
+/**
+ * Exposed names are decided per tenant: a collision prefix (`target__tool`) is added only when
+ * two targets of the same tenant offer the name. Computed over every target, the prefix would
+ * tell a tenant that another tenant's target has the same tool. So an exposed name is unique
+ * within a tenant only; two tenants may each have a `search` of their own, and the catalog's
+ * whole view can hold both. Routing therefore always goes through a tenant's view (the
+ * authorization policy's tenantView/grantedView), never the whole one.
+ */
 function expose(
   listings: readonly TargetListing[],
   pick: (l: TargetListing) => readonly JsonObject[],
@@ -96,6 +118,7 @@ function expose(
   headers: ReadonlyMap<JsonObject, readonly ParamHeader[]> = new Map(),
 ): ExposedEntry[] {
   const { prefix, separator } = config.aggregation;
+  const inTenant = (target: string, name: string): string => `${tenantKey(config, target)}\u0000${name}`;
   const owners = new Map<string, number>();
   for (const listing of listings) {
     const seen = new Set<string>();
@@ -103,7 +126,8 @@ function expose(
       const name = def['name'];
       if (typeof name !== 'string' || seen.has(name)) continue;
       seen.add(name);
-      owners.set(name, (owners.get(name) ?? 0) + 1);
+      const key = inTenant(listing.target, name);
+      owners.set(key, (owners.get(key) ?? 0) + 1);
     }
   }
   const out: ExposedEntry[] = [];
@@ -112,10 +136,11 @@ function expose(
     for (const def of pick(listing)) {
       const name = def['name'];
       if (typeof name !== 'string') continue;
-      const exposed = exposedName(listing.target, name, (owners.get(name) ?? 0) > 1, prefix, separator);
-      // With prefixing off, the first target (in catalog order) wins a collision.
-      if (taken.has(exposed)) continue;
-      taken.add(exposed);
+      const exposed = exposedName(listing.target, name, (owners.get(inTenant(listing.target, name)) ?? 0) > 1, prefix, separator);
+      // With prefixing off, the first target of the tenant (in catalog order) wins a collision.
+      const key = inTenant(listing.target, exposed);
+      if (taken.has(key)) continue;
+      taken.add(key);
       out.push({
         exposedName: exposed,
         target: listing.target,
@@ -176,7 +201,11 @@ export function buildCatalog(discovered: readonly TargetListing[], config: Gateh
   const all = buildView(listings, tools, prompts);
   const toolsets = new Map<string, CatalogView>();
   for (const [name, toolset] of Object.entries(config.toolsets)) {
-    const selected = tools.filter((e) => toolset.tools.some((s) => selectorMatches(s, e.target, e.upstreamName, e.exposedName)));
+    // A toolset belongs to one tenant: it selects among that tenant's tools only, so its names
+    // (unique within the tenant) resolve to one entry each.
+    const selected = tools.filter(
+      (e) => tenantKey(config, e.target) === toolset.tenant && toolset.tools.some((s) => selectorMatches(s, e.target, e.upstreamName, e.exposedName)),
+    );
     const targets = new Set(selected.map((e) => e.target));
     // A toolset is a virtual server over its selected tools; prompts and resources of the
     // targets it draws tools from come along, so a tool's companion resources still resolve.

@@ -8,6 +8,7 @@ import { DownstreamSession } from '../downstream/session.ts';
 import { createCallRecord } from '../telemetry/call-record.ts';
 import { systemClock } from '../clock.ts';
 import { dispatchStage } from '../routing/dispatch.ts';
+import { TaskIdKey } from '../routing/tasks.ts';
 import type { UpstreamRegistry } from '../upstream/registry.ts';
 import type { InputRequiredBroker } from '../routing/input-required.ts';
 import { SubscriptionIndex } from '../routing/subscriptions.ts';
@@ -43,11 +44,20 @@ const connection = {
     return { jsonrpc: '2.0', id: 0, result: { ok: true } };
   },
 };
-const registry = { connectionFor: async () => connection, facts: () => undefined, readyConnections: () => [] } as unknown as UpstreamRegistry;
+/** The targets forwarded calls went to, in order. */
+const calledTargets: string[] = [];
+const registry = {
+  connectionFor: async (target: string) => {
+    calledTargets.push(target);
+    return connection;
+  },
+  facts: () => undefined,
+  readyConnections: () => [],
+} as unknown as UpstreamRegistry;
 
-function gatewayFor(observeOnly = false) {
-  const config = parseConfig({ targets, policy: { observeOnly, roles }, toolsets: { ts: { tools: ['alpha/search'] } } }, 'test', { configDir: '/' });
-  const catalog = buildCatalog(listings, config);
+function gatewayFor(observeOnly = false, over: { listings?: TargetListing[]; targets?: Record<string, unknown> } = {}) {
+  const config = parseConfig({ targets: over.targets ?? targets, policy: { observeOnly, roles }, toolsets: { ts: { tools: ['alpha/search'] } } }, 'test', { configDir: '/' });
+  const catalog = buildCatalog(over.listings ?? listings, config);
   const policy = compilePolicy(config);
   const deps = {
     registry,
@@ -58,6 +68,7 @@ function gatewayFor(observeOnly = false) {
     listTtlMs: 0,
     instructions: undefined,
     timeoutMs: () => 1_000,
+    taskIdKey: new TaskIdKey(),
   };
   const pipeline = compose([errorBoundaryStage(), authorizeStage({ policy, catalog: deps.catalog }), dispatchStage(deps, policy)]);
   const snapshot = createSnapshot(1, 0, config, pipeline);
@@ -146,6 +157,20 @@ describe('authorize stage', () => {
     const { text } = await call(alice, 'tools/list', {}, 'ts');
     expect(JSON.parse(text).result.tools.map((t: JsonObject) => t['name'])).toEqual(['search']);
     expect((await call(alice, 'tools/call', { name: 'delete_file', arguments: { path: '/tmp/x' } }, 'ts')).response).toMatchObject({ error: { data: { type: 'tool_not_found' } } });
+  });
+
+  it('routes a name two tenants share to the caller\'s own target', async () => {
+    const shared = gatewayFor(false, {
+      targets: { ...targets, beta: { transport: 'stdio', command: 'x', tenant: 'other' } },
+      listings: [listings[0]!, { target: 'beta', tools: [tool('search')], prompts: [], resources: [], templates: [] }],
+    });
+    const carol: Principal = { tenant: 'other', user: 'carol', agent: 'cli', roles: ['*'], scopes: [], method: 'oauth' };
+    const theirs = await shared(carol, 'tools/list', {});
+    expect(JSON.parse(theirs.text).result.tools.map((t: JsonObject) => t['name'])).toEqual(['search']);
+    calledTargets.length = 0;
+    expect((await shared(carol, 'tools/call', { name: 'search', arguments: {} })).response).toMatchObject({ result: { ok: true } });
+    expect((await shared(alice, 'tools/call', { name: 'search', arguments: {} })).response).toMatchObject({ result: { ok: true } });
+    expect(calledTargets).toEqual(['beta', 'alpha']);
   });
 
   describe('observe-only', () => {

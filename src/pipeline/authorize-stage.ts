@@ -18,7 +18,8 @@
  *
  * In observe-only mode nothing is denied (except across tenants, which is a wall, not a
  * grant): the decision goes on the call record as `would_deny` with its reason. The decision
- * and reason are on the record in every mode; the log line and audit row read them there.
+ * and reason are on the record in every mode; the per-message log line carries them (the audit
+ * row carries the outcome: a denial is an error row, a would-be denial an ok one).
  */
 import { GatehouseError } from '../protocol/errors.ts';
 import { isPlainObject } from '../protocol/jsonrpc.ts';

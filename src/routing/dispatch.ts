@@ -61,7 +61,7 @@ export function gatewayCapabilities(ctx: CallContext, view: CatalogView, deps: D
 }
 
 const taskHandler: Handler = async (ctx, { visible }, deps) => {
-  const { target, params } = routeTaskRequest(ctx, visible, (t) => deps.registry.facts(t));
+  const { target, params } = routeTaskRequest(ctx, visible, (t) => deps.registry.facts(t), deps.taskIdKey);
   return forward(ctx, deps, target, ctx.request.method, params);
 };
 

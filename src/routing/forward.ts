@@ -12,7 +12,7 @@ import { modernMeta } from '../upstream/handshake.ts';
 import { fulfilForLegacySession } from './input-fulfilment.ts';
 import { metaOf } from '../protocol/jsonrpc.ts';
 import type { InputRequiredBroker } from './input-required.ts';
-import { exposeTaskIds } from './tasks.ts';
+import { exposeTaskIds, type TaskIdKey } from './tasks.ts';
 import type { AttemptSpan } from '../telemetry/tracing.ts';
 import { withTraceContext } from '../telemetry/trace-context.ts';
 
@@ -22,6 +22,8 @@ export interface ForwardDeps {
   inputs: InputRequiredBroker;
   /** Per-target deadline for one attempt. */
   timeoutMs(target: string): number;
+  /** The gateway's key for task ids handed to agents. */
+  taskIdKey: TaskIdKey;
 }
 
 /**
@@ -112,7 +114,7 @@ async function forwardAttempt(
     if (!('result' in response)) return { jsonrpc: '2.0', id: ctx.request.id, error: response.error };
     const answer: JsonRpcResponse = { jsonrpc: '2.0', id: ctx.request.id, result: response.result };
     // A task handle (a CreateTaskResult, or a tasks/* result) must name its owner for later polls.
-    return response.result['resultType'] === 'task' || method.startsWith('tasks/') ? exposeTaskIds(answer, target, ctx.principal) : answer;
+    return response.result['resultType'] === 'task' || method.startsWith('tasks/') ? exposeTaskIds(deps.taskIdKey, answer, target, ctx.principal) : answer;
   } finally {
     ctx.clock.clearTimeout(timer);
     ctx.signal.removeEventListener('abort', onCallAbort);

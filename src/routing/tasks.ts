@@ -13,9 +13,9 @@
  *
  * The binding is what keeps tenants and principals apart: the upstream knows nothing of them,
  * so without it anyone holding a task id could poll, answer or cancel another's task. An id
- * presented by another principal answers exactly like an unknown one. The key is random per
- * process unless the composition root sets a shared one (`useTaskIdKey`); with a random key,
- * ids do not survive a restart.
+ * presented by another principal answers exactly like an unknown one. The key belongs to one
+ * gateway (`TaskIdKey`): the gateway loads it from its database at start, so ids survive a
+ * restart and route on every replica sharing that database (see Gateway.start).
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { GatehouseError } from '../protocol/errors.ts';
@@ -33,22 +33,42 @@ const PREFIX = 'gt1.';
 /** Characters of the base64url HMAC kept: 128 bits. */
 const BINDING_CHARS = 22;
 
-let taskIdKey: Buffer | undefined;
+/** Bytes of a generated key (and the least a supplied one may have: 128 bits). */
+export const TASK_ID_KEY_BYTES = 32;
+const MIN_KEY_BYTES = 16;
 
-/** Set the key task ids are bound with (shared by replicas that route each other's ids). */
-export function useTaskIdKey(key: Uint8Array): void {
-  if (key.byteLength < 16) throw new Error('the task id key needs at least 16 bytes');
-  taskIdKey = Buffer.from(key);
-}
+/**
+ * The HMAC key one gateway binds task ids with. It starts random; `use` swaps in the key
+ * shared through the database before the listener binds, so no id is issued under the random
+ * one. Per gateway, not per module: two gateways in one process (tests, tools) on different
+ * databases must not route each other's ids.
+ */
+export class TaskIdKey {
+  private key: Buffer;
 
-function binding(principal: Principal, target: string, upstreamId: string): string {
-  taskIdKey ??= randomBytes(32);
-  return createHmac('sha256', taskIdKey).update(`${principalKey(principal)}\u0000${target}\u0000${upstreamId}`).digest('base64url').slice(0, BINDING_CHARS);
+  constructor(key?: Uint8Array) {
+    this.key = key === undefined ? randomBytes(TASK_ID_KEY_BYTES) : TaskIdKey.checked(key);
+  }
+
+  /** Replace the key (the shared one, read from the store at start). */
+  use(key: Uint8Array): void {
+    this.key = TaskIdKey.checked(key);
+  }
+
+  /** The binding of an upstream task id to its target and principal. */
+  bind(principal: Principal, target: string, upstreamId: string): string {
+    return createHmac('sha256', this.key).update(`${principalKey(principal)}\u0000${target}\u0000${upstreamId}`).digest('base64url').slice(0, BINDING_CHARS);
+  }
+
+  private static checked(key: Uint8Array): Buffer {
+    if (key.byteLength < MIN_KEY_BYTES) throw new Error(`the task id key needs at least ${MIN_KEY_BYTES} bytes`);
+    return Buffer.from(key);
+  }
 }
 
 /** The id `principal` sees for task `upstreamId` of `target`. */
-export function gatewayTaskId(target: string, upstreamId: string, principal: Principal): string {
-  return `${PREFIX}${Buffer.from(target, 'utf8').toString('base64url')}.${binding(principal, target, upstreamId)}.${upstreamId}`;
+export function gatewayTaskId(key: TaskIdKey, target: string, upstreamId: string, principal: Principal): string {
+  return `${PREFIX}${Buffer.from(target, 'utf8').toString('base64url')}.${key.bind(principal, target, upstreamId)}.${upstreamId}`;
 }
 
 /** The parts of a gateway task id, or undefined when it is not one (the binding is not checked). */
@@ -64,10 +84,10 @@ export function parseTaskId(taskId: string): { target: string; binding: string; 
 }
 
 /** The target and upstream id of a task id `principal` was given, or undefined (not ours, or another's). */
-export function openTaskId(taskId: string, principal: Principal): { target: string; upstreamId: string } | undefined {
+export function openTaskId(key: TaskIdKey, taskId: string, principal: Principal): { target: string; upstreamId: string } | undefined {
   const parsed = parseTaskId(taskId);
   if (parsed === undefined || parsed.binding.length !== BINDING_CHARS) return undefined;
-  const expected = Buffer.from(binding(principal, parsed.target, parsed.upstreamId));
+  const expected = Buffer.from(key.bind(principal, parsed.target, parsed.upstreamId));
   const presented = Buffer.from(parsed.binding);
   if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return undefined;
   return { target: parsed.target, upstreamId: parsed.upstreamId };
@@ -89,11 +109,11 @@ export function agentAcceptsTasks(capabilities: JsonObject): boolean {
  * A task handle from `target` gets the gateway's id before it reaches the agent: the
  * `CreateTaskResult` of any call, and the `taskId` echoed by `tasks/*` results.
  */
-export function exposeTaskIds(response: JsonRpcResponse, target: string, principal: Principal): JsonRpcResponse {
+export function exposeTaskIds(key: TaskIdKey, response: JsonRpcResponse, target: string, principal: Principal): JsonRpcResponse {
   if (!('result' in response)) return response;
   const taskId = response.result['taskId'];
   if (typeof taskId !== 'string') return response;
-  return { ...response, result: { ...response.result, taskId: gatewayTaskId(target, taskId, principal) } };
+  return { ...response, result: { ...response.result, taskId: gatewayTaskId(key, target, taskId, principal) } };
 }
 
 /**
@@ -107,6 +127,7 @@ export function routeTaskRequest(
   ctx: CallContext,
   view: CatalogView,
   facts: (target: string) => ServerFacts | undefined,
+  key: TaskIdKey,
 ): { target: string; params: JsonObject } {
   const id = ctx.request.id;
   if (ctx.session.era !== 'modern') {
@@ -121,7 +142,7 @@ export function routeTaskRequest(
   }
   const taskId = ctx.request.params?.['taskId'];
   if (typeof taskId !== 'string' || taskId.length === 0) throw new GatehouseError('INVALID_PARAMS', 'params.taskId must be a non-empty string', { id });
-  const parsed = openTaskId(taskId, ctx.principal);
+  const parsed = openTaskId(key, taskId, ctx.principal);
   if (parsed === undefined || !view.targets.includes(parsed.target) || !offersTasks(facts(parsed.target))) throw unknownTask(taskId, id);
   ctx.record.name = taskId;
   return { target: parsed.target, params: { ...ctx.request.params, taskId: parsed.upstreamId } };

@@ -139,6 +139,20 @@ function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
         await db.schema.createIndex('gatehouse_api_key_name').on('gatehouse_api_key').column('name').execute();
       },
     },
+    // Gateway-wide secrets every replica must share (the task id HMAC key); queries in
+    // gateway-secret-table.ts. Not gatehouse_oauth_key: that table's purposes are the AS's own
+    // and checked, and these secrets exist without the authorization server.
+    '0004_gateway_secret': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createTable('gatehouse_gateway_secret')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          // base64url; stored in clear like the AS keys until encryption at rest lands.
+          .addColumn('material', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

@@ -10,6 +10,7 @@ import { migrateSchema, type SqlDialect } from './migrations.ts';
 import { encodeText } from './text-codec.ts';
 import { SqlApiKeyStore, type ApiKeyStore } from './api-key-table.ts';
 import { createOAuthStore, type OAuthStore } from './oauth-store.ts';
+import { sharedSecret } from './gateway-secret-table.ts';
 
 /** Rows per multi-row INSERT: 23 columns × 200 stays far below both engines' parameter limits. */
 const INSERT_CHUNK = 200;
@@ -52,6 +53,15 @@ export abstract class SqlStore implements Store {
   apiKeyStore(): ApiKeyStore {
     this.assertOpen();
     return new SqlApiKeyStore(this.db);
+  }
+
+  /**
+   * A gateway-wide secret (migration 0004_gateway_secret), generated on first use and then the
+   * same for every process on this database.
+   */
+  async sharedSecret(name: string, generate: () => string, now: number): Promise<string> {
+    this.assertOpen();
+    return sharedSecret(this.db, name, generate, now);
   }
 
   async migrate(): Promise<{ from: number; to: number }> {

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { GatehouseError } from '../protocol/errors.ts';
 import { SCHEMA_VERSION } from './migrations.ts';
+import { SqlStore } from './sql-store.ts';
 import { GENESIS_HASH, type AuditRow, type AuditRowInput, type Store } from './store.ts';
 import { auditInput, testSeal } from './store.fixtures.ts';
 
@@ -64,6 +65,19 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
       expect(await store.lastAudit()).toBeUndefined();
       expect(await collect(store.queryAudit({}))).toEqual([]);
       expect((await store.integrityCheck()).ok).toBe(true);
+    });
+
+    it('generates a gateway secret once and gives every process on the database the same one', async () => {
+      const f = await fresh();
+      const sql = (store: Store): SqlStore => {
+        if (!(store instanceof SqlStore)) throw new Error('the contract runs against the SQL stores');
+        return store;
+      };
+      const first = await sql(f.store).sharedSecret('task-id-key', () => 'first', 1);
+      const other = await f.openAnother();
+      expect(first).toBe('first');
+      expect(await sql(other).sharedSecret('task-id-key', () => 'second', 2)).toBe('first');
+      expect(await sql(other).sharedSecret('another', () => 'third', 3)).toBe('third');
     });
 
     it('refuses a database written by a newer version, with a typed error, and leaves it untouched', async () => {

@@ -127,3 +127,24 @@ describe('ID-JAG grant with a client allow-list on the trusted issuer', () => {
     expect((await redeem(gw, allowed, { client: OTHER_JAG_AGENT })).status).toBe(200);
   });
 });
+
+describe('ID-JAG grant from an issuer of another tenant than the client', () => {
+  let gw: IdpGateway;
+  beforeAll(async () => {
+    gw = await startIdpGateway(USERS, { trustedIssuer: { tenant: 'acme' } });
+  });
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('answers invalid_grant to a client of tenant default presenting an assertion for a user of acme, and logs it', async () => {
+    const assertion = await gw.idp.issueIdJag({ sub: 'alice', audience: gw.issuer, clientId: JAG_AGENT.id, resource: gw.resource, scope: 'mcp' });
+    const refused = await redeem(gw, assertion);
+    expect(refused).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_description: 'the user belongs to another tenant than this client' } });
+    expect(refused.body.access_token).toBeUndefined();
+    const logged = gw.logLines.find((l) => l['msg'] === 'oauth: refused a user of another tenant than the client');
+    expect(logged).toMatchObject({ kind: 'auth', client_id: JAG_AGENT.id, error: 'invalid_grant' });
+    expect(JSON.stringify(logged)).not.toContain(assertion.slice(0, 20));
+    expect(JSON.stringify(logged)).not.toContain(JAG_AGENT.secret);
+  });
+});

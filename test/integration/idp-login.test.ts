@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HeadlessBrowser, readForms, type BrowserResponse } from '../fixtures/headless-browser.ts';
-import { AGENT, startIdpGateway, type IdpGateway } from '../support/idp-gateway.ts';
+import { ACME_AGENT, AGENT, startIdpGateway, type IdpGateway } from '../support/idp-gateway.ts';
 
 const USERS = [
   { id: 'alice', groups: ['eng', 'ops'], email: 'alice@example.com' },
@@ -223,6 +223,8 @@ describe('login through the enterprise IdP with a tenant claim', () => {
       [
         { id: 'carol', groups: ['eng'], email: 'carol@example.com', tenant: 'globex' },
         { id: 'dave', groups: ['eng'], email: 'dave@example.com', tenant: 'acme' },
+        { id: 'ed', groups: [], email: 'ed@example.com', tenant: 'acme' },
+        { id: 'fay', groups: [], email: 'fay@example.com', tenant: 'acme' },
       ],
       { idp: { tenantClaim: 'tenant' } },
     );
@@ -241,10 +243,36 @@ describe('login through the enterprise IdP with a tenant claim', () => {
   });
 
   it('puts a served tenant on the account and the token', async () => {
-    const flow = newFlow(gw);
+    const flow = newFlow(gw, undefined, ACME_AGENT.id, ACME_AGENT.redirectUri);
     const tokens = await redeem(flow, await approve(flow, await loginAt(flow, 'dave')));
     expect(decodeJwt(String(tokens.access_token))).toMatchObject({ sub: 'dave', tenant: 'acme', roles: ['developer'] });
     expect(await gw.as.accounts.find('dave')).toMatchObject({ tenant: 'acme', roles: ['developer'] });
+  });
+
+  it('refuses a user of another tenant than the client with access_denied, and logs it without secrets', async () => {
+    const flow = newFlow(gw);
+    const back = await loginAt(flow, 'ed');
+    const params = new URL(back.location ?? '').searchParams;
+    expect(params.get('error')).toBe('access_denied');
+    expect(params.get('error_description')).toBe('the user belongs to another tenant than this client');
+    expect(params.get('code')).toBeNull();
+    expect(await gw.as.accounts.find('ed')).toBeUndefined();
+    const logged = gw.logLines.filter((l) => l['msg'] === 'oauth: refused a user of another tenant than the client');
+    expect(logged.at(-1)).toMatchObject({ kind: 'auth', client_id: AGENT.id, error: 'access_denied' });
+    expect(JSON.stringify(logged)).not.toMatch(/code=|state=|secret/i);
+  });
+
+  it('refuses it too when the user is already signed in at the gateway through a client of their tenant', async () => {
+    const browser = new HeadlessBrowser();
+    const own = newFlow(gw, browser, ACME_AGENT.id, ACME_AGENT.redirectUri);
+    await redeem(own, await approve(own, await loginAt(own, 'fay')));
+    // Same browser, same gateway session: no login step, straight to the (refused) consent.
+    const other = newFlow(gw, browser);
+    const back = await browser.navigate(authorizeUrl(other), atClient(other));
+    const params = new URL(back.location ?? '').searchParams;
+    expect(params.get('error')).toBe('access_denied');
+    expect(params.get('state')).toBe(other.state);
+    expect(params.get('code')).toBeNull();
   });
 });
 

@@ -2,6 +2,9 @@
 // the gateway's task ids, x-mcp-header parameters checked downstream and mirrored upstream,
 // input-required results turned into server→client requests for 2025-era sessions, and list
 // changes learnt from the upstream's subscription stream.
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -83,6 +86,38 @@ describe('a 2026-07-28 upstream behind the gateway', () => {
       for (const taskId of ['task-1', `gt1.${Buffer.from('elsewhere').toString('base64url')}.x`]) {
         const { body } = await modern('tasks/get', { taskId, _meta: meta(withTasks) });
         expect(body.error).toMatchObject({ code: -32602, data: { type: 'task_not_found' } });
+      }
+    });
+
+    it('routes a task id issued before a restart on the same database, and not one from another database', async () => {
+      const sqlite = (dir: string) => ({ driver: 'sqlite' as const, path: path.join(dir, 'gatehouse.db') });
+      const shared = sqlite(mkdtempSync(path.join(os.tmpdir(), 'gh-taskkey-')));
+      const on = async (storage: ReturnType<typeof sqlite>) => {
+        const started = await startGateway({ storage, targets: { m: { transport: 'streamable-http', url: fixture.url, era: 'modern' } } });
+        await waitFor(() => started.gateway.catalog.all.toolByName.has('slow_compute'), 10_000);
+        return started;
+      };
+      const ask = async (target: TestGateway, method: string, params: Record<string, unknown>) => {
+        const name = String(params['name'] ?? params['taskId']);
+        const res = await post(target.url, { jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: meta(withTasks) } }, { 'mcp-protocol-version': MODERN, 'mcp-method': method, 'mcp-name': name });
+        return (await res.json()) as RpcBody;
+      };
+      const before = await on(shared);
+      let taskId: string;
+      try {
+        taskId = (await ask(before, 'tools/call', { name: 'slow_compute', arguments: { seconds: 1, label: 'restart' } })).result?.['taskId'] as string;
+        expect(taskId.startsWith('gt1.')).toBe(true);
+      } finally {
+        await before.stop();
+      }
+      const after = await on(shared);
+      const elsewhere = await on(sqlite(mkdtempSync(path.join(os.tmpdir(), 'gh-taskkey-'))));
+      try {
+        expect((await ask(after, 'tasks/get', { taskId })).result).toMatchObject({ taskId, resultType: 'complete' });
+        expect((await ask(elsewhere, 'tasks/get', { taskId })).error).toMatchObject({ code: -32602, data: { type: 'task_not_found' } });
+        await ask(after, 'tasks/cancel', { taskId });
+      } finally {
+        await Promise.all([after.stop(), elsewhere.stop()]);
       }
     });
 

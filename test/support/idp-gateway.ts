@@ -20,6 +20,8 @@ import { startTestIdp, type TestIdp, type TestIdpUser } from '../fixtures/test-i
 
 /** The public client whose redirect URI nothing serves: the browser stops there. */
 export const AGENT = { id: 'agent', redirectUri: 'http://127.0.0.1:1/cb' } as const;
+/** A public client of tenant acme (every other client serves tenant default). */
+export const ACME_AGENT = { id: 'acme-agent', redirectUri: 'http://127.0.0.1:1/acme-cb' } as const;
 /** Confidential clients allowed the jwt-bearer grant. */
 export const JAG_AGENT = { id: 'jag-agent', secret: randomBytes(18).toString('base64url') } as const;
 export const OTHER_JAG_AGENT = { id: 'other-jag-agent', secret: randomBytes(18).toString('base64url') } as const;
@@ -30,6 +32,8 @@ export interface IdpGateway {
   readonly issuer: string;
   /** The main resource URL (`<base>/mcp`). */
   readonly resource: string;
+  /** The authorization server's log lines at warn and above, parsed. */
+  readonly logLines: Array<Record<string, unknown>>;
   stop(): Promise<void>;
 }
 
@@ -47,6 +51,7 @@ export async function startIdpGateway(users: readonly TestIdpUser[], overrides: 
   await store.migrate();
   let server: http.Server | undefined;
   let as: AuthorizationServer | undefined;
+  const logLines: Array<Record<string, unknown>> = [];
   // Environment-variable secret references, as an operator would write them.
   const envKey = (name: string) => `GH_TEST_${name}_${createHash('sha256').update(dir).digest('hex').slice(0, 8)}`;
   const idpSecretEnv = envKey('IDP');
@@ -69,6 +74,7 @@ export async function startIdpGateway(users: readonly TestIdpUser[], overrides: 
         idp: { issuer: idp.issuer, clientId: idp.clientId, clientSecret: { env: idpSecretEnv }, groupRoles: GROUP_ROLES, ...overrides.idp },
         clients: {
           [AGENT.id]: { name: 'Test Agent', redirectUris: [AGENT.redirectUri] },
+          [ACME_AGENT.id]: { name: 'Acme Agent', tenant: 'acme', redirectUris: [ACME_AGENT.redirectUri] },
           [JAG_AGENT.id]: { grantTypes: ['urn:ietf:params:oauth:grant-type:jwt-bearer'], tokenEndpointAuthMethod: 'client_secret_basic', secret: { env: jagEnv }, scopes: ['mcp', 'mcp:tools'] },
           [OTHER_JAG_AGENT.id]: { grantTypes: ['urn:ietf:params:oauth:grant-type:jwt-bearer'], tokenEndpointAuthMethod: 'client_secret_basic', secret: { env: otherEnv } },
         },
@@ -83,7 +89,7 @@ export async function startIdpGateway(users: readonly TestIdpUser[], overrides: 
       store: store.oauthStore(),
       configDir: dir,
       clock: systemClock,
-      logger: pino({ level: 'silent' }),
+      logger: pino({ level: 'warn' }, { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) }),
       interactions: enterprise.interactions,
     });
     await enterprise.install(as);
@@ -110,6 +116,7 @@ export async function startIdpGateway(users: readonly TestIdpUser[], overrides: 
       as: ready,
       issuer: ready.issuer,
       resource: ready.resources[0] ?? '',
+      logLines,
       async stop() {
         listening.closeAllConnections();
         await new Promise<void>((resolve) => listening.close(() => resolve()));
