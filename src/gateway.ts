@@ -28,6 +28,7 @@ import { AdminListener } from './admin/admin-listener.ts';
 import type { Store } from './storage/store.ts';
 import { AuditService } from './audit/audit-service.ts';
 import { auditRoutes } from './admin/audit-routes.ts';
+import { authRoutes } from './admin/auth-routes.ts';
 import { openStore } from './storage/open-store.ts';
 import { GatehouseError } from './protocol/errors.ts';
 import { Authenticator } from './auth/authenticate.ts';
@@ -46,7 +47,7 @@ import { TASK_ID_KEY_BYTES, TaskIdKey } from './routing/tasks.ts';
 const TASK_ID_KEY_SECRET = 'task-id-key';
 
 /** The OAuth authorization server as the gateway mounts it: its HTTP routes, its token view, and its teardown. */
-export type AuthorizationServerMount = AuthorizationServerRoutes & TokenIssuerView & { close?(): Promise<void> };
+export type AuthorizationServerMount = AuthorizationServerRoutes & TokenIssuerView & { close?(): Promise<void>; rotateSigningKeys?(): Promise<{ kid: string }> };
 
 /** What the authorization server is built from, once the store is open and the port bound. */
 export interface AuthorizationServerContext {
@@ -177,6 +178,11 @@ export class Gateway {
     });
     for (const route of this.telemetry.adminRoutes()) this.admin.addRoute(route);
     for (const route of auditRoutes({ store: () => this.store, audit: () => this.audit })) this.admin.addRoute(route);
+    const rotatable = (): { rotateSigningKeys(): Promise<{ kid: string }> } | undefined => {
+      const as = this.authorizationServer;
+      return as?.rotateSigningKeys === undefined ? undefined : { rotateSigningKeys: () => as.rotateSigningKeys!() };
+    };
+    for (const route of authRoutes({ authorizationServer: rotatable, audit: () => this.audit })) this.admin.addRoute(route);
   }
 
   get snapshot(): Snapshot {

@@ -54,6 +54,10 @@ describe('authorization server metadata', () => {
       const meta = (await response.json()) as Record<string, unknown>;
       expect(meta['issuer']).toBe(`${fx.base}/oauth`);
       expect(meta['code_challenge_methods_supported']).toEqual(['S256']);
+      // Only what the gateway can honour: the code flow, and no DPoP (the resource server takes Bearer only) or PAR.
+      expect(meta['response_types_supported']).toEqual(['code']);
+      expect(meta['dpop_signing_alg_values_supported']).toBeUndefined();
+      expect(meta['pushed_authorization_request_endpoint']).toBeUndefined();
       expect(meta['registration_endpoint']).toBe(`${fx.base}/oauth/reg`);
       expect(meta['revocation_endpoint']).toBe(`${fx.base}/oauth/token/revocation`);
       expect(meta['token_endpoint']).toBe(`${fx.base}/oauth/token`);

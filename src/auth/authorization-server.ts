@@ -96,6 +96,8 @@ export interface AuthorizationServerOptions {
 }
 
 const MAINTENANCE_INTERVAL_MS = 10 * 60_000;
+/** How often the signing keys are re-read from the database (rotation by another replica). */
+const KEY_RELOAD_INTERVAL_MS = 5_000;
 
 export async function createAuthorizationServer(options: AuthorizationServerOptions): Promise<AuthorizationServer> {
   const { config, clock, logger, store } = options;
@@ -191,6 +193,21 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     }, MAINTENANCE_INTERVAL_MS);
   };
   scheduleMaintenance();
+
+  // Replicas on one database: a key rotated elsewhere becomes current here within an interval
+  // (until then this replica refuses tokens signed with the new key: rotate when idle, or
+  // accept that window). The revocation list polls the same way (oauth-revocations.ts).
+  let keyReload: TimerHandle | undefined;
+  const scheduleKeyReload = (): void => {
+    if (closed) return;
+    keyReload = clock.setTimeout(() => {
+      keys
+        .reload()
+        .catch((err: unknown) => logger.warn({ err: err instanceof Error ? err.message : 'unknown' }, 'oauth: re-reading the signing keys failed'))
+        .finally(scheduleKeyReload);
+    }, KEY_RELOAD_INTERVAL_MS);
+  };
+  scheduleKeyReload();
 
   const forwardedProto = publicUrl.protocol.slice(0, -1);
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
@@ -293,6 +310,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
       if (closed) return;
       closed = true;
       if (maintenance !== undefined) clock.clearTimeout(maintenance);
+      if (keyReload !== undefined) clock.clearTimeout(keyReload);
       revocations.close();
     },
   };

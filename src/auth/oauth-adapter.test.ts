@@ -1,14 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../clock.ts';
 import { SqliteStore } from '../storage/sqlite-store.ts';
 import { PostgresStore } from '../storage/postgres-store.ts';
 import type { SqlStore } from '../storage/sql-store.ts';
 import { startPostgres, type PostgresServer } from '../../test/support/postgres-server.ts';
 import { OAuthAdapter } from './oauth-adapter.ts';
-import { RevocationList } from './oauth-revocations.ts';
+import { RELOAD_INTERVAL_MS, RevocationList } from './oauth-revocations.ts';
 import { SigningKeys } from './oauth-keys.ts';
 
 function adapterContract(name: string, open: () => Promise<SqlStore>, done: (store: SqlStore) => Promise<void>): void {
@@ -85,6 +85,32 @@ function adapterContract(name: string, open: () => Promise<SqlStore>, done: (sto
       clock.advance(300_001);
       const fourth = await SigningKeys.load(store.oauthStore(), clock, 300_000);
       expect(fourth.verificationKeys().keys.map((k) => k.kid)).toEqual([kid]);
+    });
+
+    it("another replica's revocation bites here within one reload interval", async () => {
+      const here = await RevocationList.load(store.oauthStore(), clock);
+      const there = await RevocationList.load(store.oauthStore(), clock);
+      try {
+        await there.revoke('jti', 'replica-j', clock.now() + 60_000);
+        expect(here.isRevoked({ jti: 'replica-j' })).toBe(false);
+        clock.advance(RELOAD_INTERVAL_MS);
+        // The reload is one query; wait for it without wall-clock sleeps.
+        await vi.waitFor(() => expect(here.isRevoked({ jti: 'replica-j' })).toBe(true));
+      } finally {
+        here.close();
+        there.close();
+      }
+    });
+
+    it("another replica's key rotation becomes current here once the keys are re-read", async () => {
+      const here = await SigningKeys.load(store.oauthStore(), clock, 300_000);
+      const there = await SigningKeys.load(store.oauthStore(), clock, 300_000);
+      const before = here.current().kid;
+      const { kid } = await there.rotate();
+      expect(here.current().kid).toBe(before);
+      await here.reload();
+      expect(here.current().kid).toBe(kid);
+      expect(here.verificationKeys().keys.map((k) => k.kid)).toEqual(expect.arrayContaining([kid, before]));
     });
 
     it('stores accounts', async () => {

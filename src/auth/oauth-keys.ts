@@ -58,7 +58,11 @@ export class SigningKeys {
     return keys;
   }
 
-  private async reload(): Promise<void> {
+  /**
+   * Re-read the keys: replicas sharing the database pick up a rotation made elsewhere (the new
+   * key becomes current here too, the retired one keeps verifying for `retainMs`).
+   */
+  async reload(): Promise<void> {
     const now = this.clock.now();
     const stored = await this.store.listKeys('sig');
     const kept: SigningKey[] = [];

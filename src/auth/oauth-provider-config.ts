@@ -101,7 +101,13 @@ export function providerConfiguration(input: ProviderConfigInput): Configuration
     },
     interactions: { url: (_ctx: KoaContextWithOIDC, interaction: { uid: string }) => `${input.issuerPath}${INTERACTION_PREFIX}${interaction.uid}` },
     pkce: { required: () => true },
+    // OAuth 2.1: the authorization code flow only (no implicit or hybrid responses).
+    responseTypes: ['code'],
     features: {
+      // Off because the resource server accepts only Bearer tokens: a DPoP-bound token would be
+      // issued and then refused. PAR is not used by MCP clients; what is not offered is not attack surface.
+      dPoP: { enabled: false },
+      pushedAuthorizationRequests: { enabled: false },
       devInteractions: { enabled: false },
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },

@@ -2,17 +2,21 @@
  * Revoked access tokens (by jti) and grants (by gid). JWT access tokens are self-contained, so
  * the resource server asks this list on every request: it is held in memory (a synchronous
  * lookup), persisted so a restart keeps it, and pruned once no token it covers can still be
- * valid. Another replica learns of a revocation at its next start (or `reload()`); a shared
- * fan-out (Redis pub/sub) is a later issue.
+ * valid. Replicas sharing the database re-read the list every RELOAD_INTERVAL_MS, so another
+ * replica's revocation bites here within seconds rather than at the token's expiry; a pushed
+ * fan-out (Redis pub/sub) would make that immediate.
  */
 import type { Clock, TimerHandle } from '../clock.ts';
 import type { OAuthStore, RevocationKind } from '../storage/oauth-store.ts';
 
 const PRUNE_INTERVAL_MS = 60_000;
+/** How often the persisted list is re-read: one indexed query, the bound on cross-replica delay. */
+export const RELOAD_INTERVAL_MS = 5_000;
 
 export class RevocationList {
   private readonly entries = new Map<string, number>();
   private timer: TimerHandle | undefined;
+  private reloadTimer: TimerHandle | undefined;
   private closed = false;
 
   private constructor(
@@ -24,6 +28,7 @@ export class RevocationList {
     const list = new RevocationList(store, clock);
     await list.reload();
     list.schedulePrune();
+    list.scheduleReload();
     return list;
   }
 
@@ -72,10 +77,23 @@ export class RevocationList {
     }, PRUNE_INTERVAL_MS);
   }
 
+  private scheduleReload(): void {
+    if (this.closed) return;
+    this.reloadTimer = this.clock.setTimeout(() => {
+      this.reloadTimer = undefined;
+      // A failed read keeps what is known (revocations are only ever added here) and tries again.
+      this.reload()
+        .catch(() => {})
+        .finally(() => this.scheduleReload());
+    }, RELOAD_INTERVAL_MS);
+  }
+
   close(): void {
     this.closed = true;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    if (this.reloadTimer !== undefined) this.clock.clearTimeout(this.reloadTimer);
     this.timer = undefined;
+    this.reloadTimer = undefined;
   }
 
   /** Number of live entries (tests, metrics). */
