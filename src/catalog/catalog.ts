@@ -170,6 +170,24 @@ function buildView(listings: readonly TargetListing[], tools: ExposedEntry[], pr
       if (matches) templates.push({ target: listing.target, definition: tpl, matches });
     }
   }
+  return assembleView(tools, prompts, resources, resourceOwner, templates, listings.map((l) => l.target));
+}
+
+let revisionCounter = 0;
+
+
+/**
+ * A view over chosen entries, with its lookup maps; `targetOrder` lists targets in their
+ * catalog order, of which the view keeps those that contribute something.
+ */
+export function assembleView(
+  tools: ExposedEntry[],
+  prompts: ExposedEntry[],
+  resources: CatalogView['resources'],
+  resourceOwner: CatalogView['resourceOwner'],
+  templates: TemplateRoute[],
+  targetOrder: readonly string[],
+): CatalogView {
   const contributing = new Set<string>();
   for (const e of tools) contributing.add(e.target);
   for (const e of prompts) contributing.add(e.target);
@@ -186,11 +204,9 @@ function buildView(listings: readonly TargetListing[], tools: ExposedEntry[], pr
     toolDefinitions: tools.map((e) => e.definition),
     promptDefinitions: prompts.map((e) => e.definition),
     templateDefinitions: templates.map((t) => t.definition),
-    targets: listings.map((l) => l.target).filter((t) => contributing.has(t)),
+    targets: targetOrder.filter((t) => contributing.has(t)),
   };
 }
-
-let revisionCounter = 0;
 
 /** Build the catalog from discovery listings (in target order) and the config. */
 export function buildCatalog(discovered: readonly TargetListing[], config: GatehouseConfig): Catalog {

@@ -5,7 +5,7 @@
  * its serialized list pages are shared too.
  */
 import type { JsonObject } from '../protocol/jsonrpc.ts';
-import type { CatalogView, ExposedEntry, TemplateRoute } from './catalog.ts';
+import { assembleView, type CatalogView, type ExposedEntry, type TemplateRoute } from './catalog.ts';
 
 /** What to keep. Called once per entry when the narrowed view is built, never per call. */
 export interface ViewFilter {
@@ -32,22 +32,5 @@ export function narrowView(base: CatalogView, keep: ViewFilter): CatalogView {
   if (tools.length === base.tools.length && prompts.length === base.prompts.length && resources.length === base.resources.length && templates.length === base.templates.length) {
     return base;
   }
-  const contributing = new Set<string>();
-  for (const e of tools) contributing.add(e.target);
-  for (const e of prompts) contributing.add(e.target);
-  for (const t of resourceOwner.values()) contributing.add(t);
-  for (const t of templates) contributing.add(t.target);
-  return {
-    tools,
-    toolByName: new Map(tools.map((e) => [e.exposedName, e])),
-    prompts,
-    promptByName: new Map(prompts.map((e) => [e.exposedName, e])),
-    resources,
-    resourceOwner,
-    templates,
-    toolDefinitions: tools.map((e) => e.definition),
-    promptDefinitions: prompts.map((e) => e.definition),
-    templateDefinitions: templates.map((t) => t.definition),
-    targets: base.targets.filter((t) => contributing.has(t)),
-  };
+  return assembleView(tools, prompts, resources, resourceOwner, templates, base.targets);
 }

@@ -3,7 +3,7 @@
  * as the SHA-256 of the key only. The plaintext never reaches this module. Queries are written
  * once with kysely and serve SQLite and PostgreSQL alike.
  */
-import type { ColumnType, Kysely } from 'kysely';
+import type { ColumnType, Kysely, Selectable } from 'kysely';
 import type { Database } from './audit-table.ts';
 import { decodeNullableText, decodeText, encodeNullableText, encodeText } from './text-codec.ts';
 
@@ -58,18 +58,7 @@ export interface ApiKeyStore {
   revokeByName(name: string, at: number): Promise<string[]>;
 }
 
-function fromStored(row: {
-  id: string;
-  name: string | null;
-  user_id: string;
-  agent_id: string;
-  tenant_id: string;
-  roles: string;
-  key_hash: string;
-  created_at: number | string;
-  expires_at: number | string;
-  revoked_at: number | string | null;
-}): ApiKeyRow {
+function fromStored(row: Selectable<ApiKeyTable>): ApiKeyRow {
   const roles = JSON.parse(decodeText(row.roles)) as unknown;
   return {
     id: row.id,
