@@ -31,6 +31,7 @@ import { auditRoutes } from './admin/audit-routes.ts';
 import { authRoutes } from './admin/auth-routes.ts';
 import { openStore } from './storage/open-store.ts';
 import { GatehouseError } from './protocol/errors.ts';
+import { readiness } from './readiness.ts';
 import { Authenticator } from './auth/authenticate.ts';
 import { ApiKeyService } from './auth/api-keys.ts';
 import { BearerVerifier, type TokenIssuerView } from './auth/bearer-token.ts';
@@ -167,7 +168,7 @@ export class Gateway {
       settings: () => this.snapshotValue.config.listener,
       hasToolset: (name) => Object.hasOwn(this.snapshotValue.config.toolsets, name),
       isToolsetVisible: (name, principal) => this.isToolsetVisible(name, principal),
-      health: () => this.readiness(),
+      health: () => readiness(this.registry.health(), this.sessions.size, this.snapshotValue.version),
       onInternalError: (error) => this.logger.error({ kind: 'internal', correlation_id: error.correlationId, err: error.cause ?? error }, error.message),
       onAuthRefused: (error) => this.logger.debug({ kind: 'auth', reason: error.message }, 'credential refused'),
       onRejected: async (error, facts) => this.audit?.rejection(error, facts),
@@ -396,22 +397,5 @@ export class Gateway {
     if (kinds.has('resources') && changed((c) => [...c.all.resources, ...c.all.templateDefinitions])) {
       this.changes.publish({ kind: 'list_changed', list: 'resources' });
     }
-  }
-
-  private readiness(): { ready: boolean; body: unknown } {
-    const targets = this.registry.health();
-    const enabled = targets.filter((t) => t.state !== 'disabled');
-    // Ready once config is loaded and some enabled target serves: one broken target must not
-    // pull the whole gateway out of a load balancer. Per-target states are in the body.
-    const ready = enabled.length === 0 || enabled.some((t) => t.state === 'ready');
-    return {
-      ready,
-      body: {
-        status: ready ? 'ready' : 'not_ready',
-        configVersion: this.snapshotValue.version,
-        sessions: this.sessions.size,
-        targets: targets.map((t) => ({ name: t.name, state: t.state, transport: t.transport, era: t.era, protocolVersion: t.protocolVersion, serverInfo: t.serverInfo, tools: t.tools, restarts: t.restarts, lastError: t.lastError })),
-      },
-    };
   }
 }
