@@ -72,6 +72,30 @@ describe('catalog', () => {
     expect(catalog.toolsets.get('acme_search')!.tools.map((t) => `${t.target}/${t.exposedName}`)).toEqual(['gamma/gamma__search']);
   });
 
+  it("keeps each tenant's own copy of a resource URI both list, and routes each to its tenant's target", () => {
+    const tenanted = parseConfig({ targets: { ...targets, gamma: { transport: 'stdio', command: 'x', tenant: 'acme' } } }, 'test', { configDir: '/' });
+    const readme = { uri: 'file:///README', name: 'README' };
+    const catalog = buildCatalog(
+      [
+        { target: 'alpha', tools: [], prompts: [], resources: [readme, { uri: 'file:///a', name: 'a' }], templates: [] },
+        { target: 'beta', tools: [], prompts: [], resources: [readme], templates: [] },
+        { target: 'gamma', tools: [], prompts: [], resources: [readme], templates: [] },
+      ],
+      tenanted,
+    );
+    // Deduplicated within a tenant (alpha wins over beta), not across tenants.
+    expect(catalog.all.resourceTargets).toEqual(['alpha', 'alpha', 'gamma']);
+    const policy = compilePolicy(tenanted);
+    const who = (tenant: string): Principal => ({ tenant, user: 'u', agent: 'a', roles: ['*'], scopes: [], method: 'oauth' });
+    const mine = policy.accessFor(who('default'), undefined).tenantView(catalog.all);
+    expect(mine.resources.map((r) => r['uri'])).toEqual(['file:///README', 'file:///a']);
+    expect(resourceTarget(mine, 'file:///README')).toBe('alpha');
+    const theirs = policy.accessFor(who('acme'), undefined).tenantView(catalog.all);
+    expect(theirs.resources.map((r) => r['uri'])).toEqual(['file:///README']);
+    expect(resourceTarget(theirs, 'file:///README')).toBe('gamma');
+    expect(resourceTarget(theirs, 'file:///a')).not.toBe('alpha');
+  });
+
   it('builds toolset views from selectors', () => {
     const catalog = buildCatalog(listings, config({ toolsets: { rw: { tools: ['alpha/read_*', 'write_file'] } } }));
     const view = catalog.toolsets.get('rw')!;

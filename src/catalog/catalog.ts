@@ -54,6 +54,9 @@ export interface CatalogView {
   readonly prompts: readonly ExposedEntry[];
   readonly promptByName: ReadonlyMap<string, ExposedEntry>;
   readonly resources: readonly JsonObject[];
+  /** The target that lists `resources[i]`. */
+  readonly resourceTargets: readonly string[];
+  /** URI → owning target; in the whole view one of several tenants' owners (route through a tenant's view). */
   readonly resourceOwner: ReadonlyMap<string, string>;
   readonly templates: readonly TemplateRoute[];
   /** The list results, precomputed so a list request copies nothing. */
@@ -153,16 +156,26 @@ function expose(
   return out;
 }
 
-function buildView(listings: readonly TargetListing[], tools: ExposedEntry[], prompts: ExposedEntry[]): CatalogView {
+/**
+ * Resources are deduplicated by URI per tenant, like exposed names: two tenants running the same
+ * server each keep their own `file:///README`, and neither learns the other has one.
+ */
+function buildView(listings: readonly TargetListing[], tools: ExposedEntry[], prompts: ExposedEntry[], tenantOf: (target: string) => string): CatalogView {
   const resources: JsonObject[] = [];
+  const resourceTargets: string[] = [];
   const resourceOwner = new Map<string, string>();
+  const seen = new Set<string>();
   const templates: TemplateRoute[] = [];
   for (const listing of listings) {
     for (const res of listing.resources) {
       const uri = res['uri'];
-      if (typeof uri !== 'string' || resourceOwner.has(uri)) continue;
-      resourceOwner.set(uri, listing.target);
+      if (typeof uri !== 'string') continue;
+      const key = `${tenantOf(listing.target)}\u0000${uri}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (!resourceOwner.has(uri)) resourceOwner.set(uri, listing.target);
       resources.push(res);
+      resourceTargets.push(listing.target);
     }
     for (const tpl of listing.templates) {
       const uriTemplate = tpl['uriTemplate'];
@@ -170,7 +183,7 @@ function buildView(listings: readonly TargetListing[], tools: ExposedEntry[], pr
       if (matches) templates.push({ target: listing.target, definition: tpl, matches });
     }
   }
-  return assembleView(tools, prompts, resources, resourceOwner, templates, listings.map((l) => l.target));
+  return assembleView(tools, prompts, resources, resourceTargets, resourceOwner, templates, listings.map((l) => l.target));
 }
 
 let revisionCounter = 0;
@@ -184,6 +197,7 @@ export function assembleView(
   tools: ExposedEntry[],
   prompts: ExposedEntry[],
   resources: CatalogView['resources'],
+  resourceTargets: CatalogView['resourceTargets'],
   resourceOwner: CatalogView['resourceOwner'],
   templates: TemplateRoute[],
   targetOrder: readonly string[],
@@ -191,7 +205,7 @@ export function assembleView(
   const contributing = new Set<string>();
   for (const e of tools) contributing.add(e.target);
   for (const e of prompts) contributing.add(e.target);
-  for (const t of resourceOwner.values()) contributing.add(t);
+  for (const t of resourceTargets) contributing.add(t);
   for (const t of templates) contributing.add(t.target);
   return {
     tools,
@@ -199,6 +213,7 @@ export function assembleView(
     prompts,
     promptByName: new Map(prompts.map((e) => [e.exposedName, e])),
     resources,
+    resourceTargets,
     resourceOwner,
     templates,
     toolDefinitions: tools.map((e) => e.definition),
@@ -214,7 +229,8 @@ export function buildCatalog(discovered: readonly TargetListing[], config: Gateh
   const { listings, headers } = validTools(discovered, rejected);
   const tools = expose(listings, (l) => l.tools, config, headers);
   const prompts = expose(listings, (l) => l.prompts, config);
-  const all = buildView(listings, tools, prompts);
+  const tenantOf = (target: string): string => tenantKey(config, target);
+  const all = buildView(listings, tools, prompts, tenantOf);
   const toolsets = new Map<string, CatalogView>();
   for (const [name, toolset] of Object.entries(config.toolsets)) {
     // A toolset belongs to one tenant: it selects among that tenant's tools only, so its names
@@ -226,7 +242,7 @@ export function buildCatalog(discovered: readonly TargetListing[], config: Gateh
     // A toolset is a virtual server over its selected tools; prompts and resources of the
     // targets it draws tools from come along, so a tool's companion resources still resolve.
     const scoped = listings.filter((l) => targets.has(l.target));
-    toolsets.set(name, buildView(scoped, selected, prompts.filter((e) => targets.has(e.target))));
+    toolsets.set(name, buildView(scoped, selected, prompts.filter((e) => targets.has(e.target)), tenantOf));
   }
   return { all, toolsets, revision: ++revisionCounter, rejected };
 }

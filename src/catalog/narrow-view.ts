@@ -21,16 +21,19 @@ export function narrowView(base: CatalogView, keep: ViewFilter): CatalogView {
   const prompts = base.prompts.filter((e) => keep.prompt(e));
   const resourceOwner = new Map<string, string>();
   const resources: JsonObject[] = [];
-  for (const res of base.resources) {
+  const resourceTargets: string[] = [];
+  base.resources.forEach((res, i) => {
     const uri = res['uri'];
-    const owner = typeof uri === 'string' ? base.resourceOwner.get(uri) : undefined;
-    if (owner === undefined || typeof uri !== 'string' || !keep.resource(owner, uri)) continue;
+    const owner = base.resourceTargets[i]!;
+    // A URI is listed once per tenant, and a narrowed view keeps one tenant's: first owner wins.
+    if (typeof uri !== 'string' || resourceOwner.has(uri) || !keep.resource(owner, uri)) return;
     resourceOwner.set(uri, owner);
     resources.push(res);
-  }
+    resourceTargets.push(owner);
+  });
   const templates = base.templates.filter((t) => keep.template(t));
   if (tools.length === base.tools.length && prompts.length === base.prompts.length && resources.length === base.resources.length && templates.length === base.templates.length) {
     return base;
   }
-  return assembleView(tools, prompts, resources, resourceOwner, templates, base.targets);
+  return assembleView(tools, prompts, resources, resourceTargets, resourceOwner, templates, base.targets);
 }
