@@ -1,5 +1,5 @@
 // Builds an in-process gateway on 127.0.0.1 with a free port, for integration tests.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -28,7 +28,8 @@ export type TestGatewayOptions = Pick<GatewayOptions, 'clock' | 'tokenIssuer' | 
 export async function startGateway(input: Omit<ConfigInput, 'listener'> & { listener?: ConfigInput['listener'] }, options: TestGatewayOptions = {}): Promise<TestGateway> {
   // The admin listener gets a free port too, so parallel test files never collide on 9090.
   // Each gateway gets its own SQLite file unless the test names a store: audit is on, as in production.
-  const storage = input.storage ?? { driver: 'sqlite' as const, path: path.join(mkdtempSync(path.join(os.tmpdir(), 'gh-gw-')), 'gatehouse.db') };
+  const ownDir = input.storage === undefined ? mkdtempSync(path.join(os.tmpdir(), 'gh-gw-')) : undefined;
+  const storage = input.storage ?? { driver: 'sqlite' as const, path: path.join(ownDir!, 'gatehouse.db') };
   const config = parseConfig(
     { ...input, storage, listener: { host: '127.0.0.1', port: 0, ...input.listener }, admin: { port: 0, ...input.admin } },
     'test-config',
@@ -46,7 +47,12 @@ export async function startGateway(input: Omit<ConfigInput, 'listener'> & { list
   await gateway.start();
   const url = gateway.url;
   const adminBase = `http://127.0.0.1:${gateway.adminPort}`;
-  return { gateway, url, base: url.replace(/\/mcp$/, ''), adminBase, records, logLines, stop: () => gateway.stop() };
+  const stop = async (): Promise<void> => {
+    await gateway.stop();
+    // The harness's own database goes with its gateway; a store the test named is the test's.
+    if (ownDir !== undefined) rmSync(ownDir, { recursive: true, force: true });
+  };
+  return { gateway, url, base: url.replace(/\/mcp$/, ''), adminBase, records, logLines, stop };
 }
 
 /** Raw POST helper for protocol-level tests. */
