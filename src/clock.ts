@@ -79,3 +79,28 @@ export class ManualClock implements Clock {
     this.current = target;
   }
 }
+
+/**
+ * Run `job` every `ms` on `clock`, each run scheduled once the previous one settled (never two
+ * at once); a failed run goes to `onError` and the next one still comes. Returns `stop`
+ * (idempotent): no run starts after it.
+ */
+export function repeatEvery(clock: Clock, ms: number, job: () => Promise<unknown>, onError: (err: unknown) => void): () => void {
+  let stopped = false;
+  let timer: TimerHandle | undefined;
+  const schedule = (): void => {
+    if (stopped) return;
+    timer = clock.setTimeout(() => {
+      timer = undefined;
+      job()
+        .catch(onError)
+        .finally(schedule);
+    }, ms);
+  };
+  schedule();
+  return () => {
+    stopped = true;
+    if (timer !== undefined) clock.clearTimeout(timer);
+    timer = undefined;
+  };
+}

@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { JSONWebKeySet } from 'jose';
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
-import type { Clock, TimerHandle } from '../clock.ts';
+import { repeatEvery, type Clock } from '../clock.ts';
 import type { GatehouseConfig } from '../config/schema.ts';
 import type { GatewayLogger } from '../telemetry/log.ts';
 import type { OAuthStore, StoredAccount } from '../storage/oauth-store.ts';
@@ -182,32 +182,12 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const callback = provider.callback();
 
   let closed = false;
-  let maintenance: TimerHandle | undefined;
-  const scheduleMaintenance = (): void => {
-    if (closed) return;
-    maintenance = clock.setTimeout(() => {
-      store
-        .pruneModels(clock.now())
-        .catch((err: unknown) => logger.warn({ err: err instanceof Error ? err.message : 'unknown' }, 'oauth: pruning expired rows failed'))
-        .finally(scheduleMaintenance);
-    }, MAINTENANCE_INTERVAL_MS);
-  };
-  scheduleMaintenance();
-
+  const warn = (what: string) => (err: unknown): void => logger.warn({ err: err instanceof Error ? err.message : 'unknown' }, `oauth: ${what} failed`);
+  const stopMaintenance = repeatEvery(clock, MAINTENANCE_INTERVAL_MS, () => store.pruneModels(clock.now()), warn('pruning expired rows'));
   // Replicas on one database: a key rotated elsewhere becomes current here within an interval
   // (until then this replica refuses tokens signed with the new key: rotate when idle, or
   // accept that window). The revocation list polls the same way (oauth-revocations.ts).
-  let keyReload: TimerHandle | undefined;
-  const scheduleKeyReload = (): void => {
-    if (closed) return;
-    keyReload = clock.setTimeout(() => {
-      keys
-        .reload()
-        .catch((err: unknown) => logger.warn({ err: err instanceof Error ? err.message : 'unknown' }, 'oauth: re-reading the signing keys failed'))
-        .finally(scheduleKeyReload);
-    }, KEY_RELOAD_INTERVAL_MS);
-  };
-  scheduleKeyReload();
+  const stopKeyReload = repeatEvery(clock, KEY_RELOAD_INTERVAL_MS, () => keys.reload(), warn('re-reading the signing keys'));
 
   const forwardedProto = publicUrl.protocol.slice(0, -1);
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
@@ -309,8 +289,8 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     async close() {
       if (closed) return;
       closed = true;
-      if (maintenance !== undefined) clock.clearTimeout(maintenance);
-      if (keyReload !== undefined) clock.clearTimeout(keyReload);
+      stopMaintenance();
+      stopKeyReload();
       revocations.close();
     },
   };

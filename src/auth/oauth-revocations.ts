@@ -6,7 +6,7 @@
  * replica's revocation bites here within seconds rather than at the token's expiry; a pushed
  * fan-out (Redis pub/sub) would make that immediate.
  */
-import type { Clock, TimerHandle } from '../clock.ts';
+import { repeatEvery, type Clock } from '../clock.ts';
 import type { OAuthStore, RevocationKind } from '../storage/oauth-store.ts';
 
 const PRUNE_INTERVAL_MS = 60_000;
@@ -15,9 +15,8 @@ export const RELOAD_INTERVAL_MS = 5_000;
 
 export class RevocationList {
   private readonly entries = new Map<string, number>();
-  private timer: TimerHandle | undefined;
-  private reloadTimer: TimerHandle | undefined;
-  private closed = false;
+  /** Stops the prune and reload loops. */
+  private stopLoops: Array<() => void> = [];
 
   private constructor(
     private readonly store: OAuthStore,
@@ -27,8 +26,9 @@ export class RevocationList {
   static async load(store: OAuthStore, clock: Clock): Promise<RevocationList> {
     const list = new RevocationList(store, clock);
     await list.reload();
-    list.schedulePrune();
-    list.scheduleReload();
+    // A failed prune only delays cleanup (entries past expiry no longer match anyway); a failed
+    // reload keeps what is known (revocations are only ever added here) and tries again.
+    list.stopLoops = [repeatEvery(clock, PRUNE_INTERVAL_MS, () => list.prune(), () => {}), repeatEvery(clock, RELOAD_INTERVAL_MS, () => list.reload(), () => {})];
     return list;
   }
 
@@ -66,34 +66,8 @@ export class RevocationList {
     await this.store.pruneRevocations(now);
   }
 
-  private schedulePrune(): void {
-    if (this.closed) return;
-    this.timer = this.clock.setTimeout(() => {
-      this.timer = undefined;
-      // A failed prune only delays cleanup; entries past expiry no longer match anyway.
-      this.prune()
-        .catch(() => {})
-        .finally(() => this.schedulePrune());
-    }, PRUNE_INTERVAL_MS);
-  }
-
-  private scheduleReload(): void {
-    if (this.closed) return;
-    this.reloadTimer = this.clock.setTimeout(() => {
-      this.reloadTimer = undefined;
-      // A failed read keeps what is known (revocations are only ever added here) and tries again.
-      this.reload()
-        .catch(() => {})
-        .finally(() => this.scheduleReload());
-    }, RELOAD_INTERVAL_MS);
-  }
-
   close(): void {
-    this.closed = true;
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    if (this.reloadTimer !== undefined) this.clock.clearTimeout(this.reloadTimer);
-    this.timer = undefined;
-    this.reloadTimer = undefined;
+    for (const stop of this.stopLoops.splice(0)) stop();
   }
 
   /** Number of live entries (tests, metrics). */
