@@ -40,6 +40,7 @@ function newKid(now: number): string {
 
 export class SigningKeys {
   private keys: SigningKey[];
+  private verification: { from: readonly SigningKey[]; validUntil: number; jwks: JSONWebKeySet } | undefined;
 
   private constructor(
     private readonly store: OAuthStore,
@@ -94,10 +95,21 @@ export class SigningKeys {
     return key;
   }
 
-  /** Public keys that verify tokens: every unretired key and retired keys within retention. */
+  /**
+   * Public keys that verify tokens: every unretired key and retired keys within retention.
+   * Asked on every request with an access token, so the set is built once per change of the
+   * keys (or when a retired key ages out) and the same frozen object is handed out meanwhile:
+   * the bearer verifier then keeps its imported keys by identity.
+   */
   verificationKeys(): JSONWebKeySet {
     const now = this.clock.now();
-    return { keys: this.keys.filter((k) => k.retiredAt === null || k.retiredAt + this.retainMs >= now).map((k) => ({ ...k.publicJwk })) };
+    const cached = this.verification;
+    if (cached !== undefined && cached.from === this.keys && now <= cached.validUntil) return cached.jwks;
+    const kept = this.keys.filter((k) => k.retiredAt === null || k.retiredAt + this.retainMs >= now);
+    const retiredUntil = kept.filter((k) => k.retiredAt !== null).map((k) => k.retiredAt! + this.retainMs);
+    const jwks: JSONWebKeySet = Object.freeze({ keys: Object.freeze(kept.map((k) => Object.freeze({ ...k.publicJwk }))) as JSONWebKeySet['keys'] });
+    this.verification = { from: this.keys, validUntil: Math.min(Infinity, ...retiredUntil), jwks };
+    return jwks;
   }
 
   /** Retire the current key and make a fresh one current; the retired one keeps verifying for `retainMs`. */
