@@ -55,7 +55,8 @@ function info(row: ApiKeyRow): ApiKeyInfo {
 }
 
 export class ApiKeyService {
-  private readonly cache = new Map<string, { row: ApiKeyRow; at: number }>();
+  /** By key hash; the principal is built once per cached row, so per-principal caches downstream (the policy's views) hit. */
+  private readonly cache = new Map<string, { row: ApiKeyRow; at: number; principal?: Principal }>();
 
   constructor(
     private readonly store: ApiKeyStore,
@@ -124,7 +125,8 @@ export class ApiKeyService {
     if (!API_KEY_SHAPE.test(secret)) throw new InvalidTokenError('API key malformed');
     const hash = hashApiKey(secret);
     const now = this.clock.now();
-    let row = this.cached(hash, now);
+    let entry = this.cached(hash, now);
+    let row = entry?.row;
     if (row === undefined) {
       try {
         row = await this.store.findByHash(hash);
@@ -132,29 +134,32 @@ export class ApiKeyService {
         throw new GatehouseError('AUTH_UNAVAILABLE', 'the API key store could not be read', { cause: err });
       }
       if (row === undefined) throw new InvalidTokenError('API key unknown');
-      this.remember(hash, row, now);
+      entry = this.remember(hash, row, now);
     }
     // The hash came from the index; compare it anyway in constant time (defense in depth).
     if (!timingSafeEqual(Buffer.from(row.keyHash, 'hex'), Buffer.from(hash, 'hex'))) throw new InvalidTokenError('API key unknown');
     if (row.revokedAt !== null) throw new InvalidTokenError(`API key ${row.id} revoked`);
     if (row.expiresAt <= now) throw new InvalidTokenError(`API key ${row.id} expired`);
-    return { tenant: row.tenant, user: row.user, agent: row.agent, roles: row.roles, scopes: [], method: 'api-key', credentialId: row.id, expiresAt: row.expiresAt };
+    entry!.principal ??= { tenant: row.tenant, user: row.user, agent: row.agent, roles: row.roles, scopes: [], method: 'api-key', credentialId: row.id, expiresAt: row.expiresAt };
+    return entry!.principal;
   }
 
-  private cached(hash: string, now: number): ApiKeyRow | undefined {
+  private cached(hash: string, now: number): { row: ApiKeyRow; at: number; principal?: Principal } | undefined {
     const entry = this.cache.get(hash);
     if (entry === undefined) return undefined;
     if (now - entry.at > CACHE_TTL_MS) {
       this.cache.delete(hash);
       return undefined;
     }
-    return entry.row;
+    return entry;
   }
 
-  private remember(hash: string, row: ApiKeyRow, now: number): void {
+  private remember(hash: string, row: ApiKeyRow, now: number): { row: ApiKeyRow; at: number } {
     // Bounded: the oldest entry goes first (Map keeps insertion order).
     if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(hash, { row, at: now });
+    const entry = { row, at: now };
+    this.cache.set(hash, entry);
+    return entry;
   }
 
   private forget(match: (row: ApiKeyRow) => boolean, at: number): void {
