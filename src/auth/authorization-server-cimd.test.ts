@@ -1,11 +1,11 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
+import { selfSignedCertificate } from '../../test/support/self-signed-certificate.ts';
 import { autoLogin, Browser, pkcePair, postForm, startAs, testConfig, type AsFixture } from './oauth.fixtures.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
@@ -16,9 +16,8 @@ let fx: AsFixture;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-cimd-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
-  const ca = readFileSync(path.join(dir, 'cert.pem'), 'utf8');
-  https = createServer({ key: readFileSync(path.join(dir, 'key.pem')), cert: ca }, (req, res) => {
+  const { key, cert: ca } = selfSignedCertificate(dir);
+  https = createServer({ key, cert: ca }, (req, res) => {
     const clientId = `${docBase}${req.url}`;
     const body = req.url === '/wrong.json' ? { client_id: `${docBase}/other.json`, redirect_uris: [REDIRECT] } : { client_id: clientId, client_name: 'CIMD agent', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] };
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));

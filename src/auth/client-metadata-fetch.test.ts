@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -7,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchClientMetadata, guardedFetch, isForbiddenAddress, MetadataFetchError } from './client-metadata-fetch.ts';
+import { selfSignedCertificate } from '../../test/support/self-signed-certificate.ts';
 
 type Route = (req: IncomingMessage, res: ServerResponse, base: string) => void;
 const routes = new Map<string, Route>();
@@ -115,9 +115,9 @@ describe('https with a pinned CA (the CIMD path)', () => {
   let ca: string;
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-tls-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:rebind.example', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
-    ca = readFileSync(path.join(dir, 'cert.pem'), 'utf8');
-    https = createHttpsServer({ key: readFileSync(path.join(dir, 'key.pem')), cert: ca }, (req, res) => {
+    const certificate = selfSignedCertificate(dir, 'IP:127.0.0.1,DNS:rebind.example');
+    ca = certificate.cert;
+    https = createHttpsServer({ key: certificate.key, cert: ca }, (req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ client_id: `${base}${req.url}` }));
     });
     await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve));
