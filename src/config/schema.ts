@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { telemetrySchema } from './telemetry-schema.ts';
 import { storageSchema } from './storage-schema.ts';
 import { authSchema, policySchema, TENANT_NAME } from './auth-schema.ts';
+import { targetCredentialsSchema, vaultSchema } from './credentials-schema.ts';
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/;
 
@@ -59,6 +60,8 @@ const commonTarget = z.strictObject({
   sessionMode: z.enum(['shared', 'per-session']).default('shared'),
   /** The tenant owning this target: principals of other tenants neither see nor reach it. */
   tenant: z.string().regex(TENANT_NAME).default('default'),
+  /** How the gateway authenticates to this upstream (the third auth tier); agents never see it. */
+  credentials: targetCredentialsSchema.prefault({ mode: 'none' }),
 });
 
 export const targetSchema = z.discriminatedUnion('transport', [
@@ -165,6 +168,8 @@ export const configSchema = z.strictObject({
   audit: auditSchema.prefault({}),
   admin: adminSchema.prefault({}),
   telemetry: telemetrySchema.prefault({}),
+  /** Keys that encrypt upstream credentials at rest, and the refresh job. */
+  vault: vaultSchema.prefault({}),
   /** Where audit rows live; SQLite under the config directory unless PostgreSQL is configured. */
   storage: storageSchema.prefault({ driver: 'sqlite' }),
 });
