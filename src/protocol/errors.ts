@@ -59,6 +59,13 @@ export const ERROR_TABLE = {
   UPSTREAM_UNAVAILABLE: { rpc: -32603, http: 502, httpLevel: false, type: 'upstream_unavailable', exposeMessage: true, publicMessage: 'Upstream server unavailable' },
   UPSTREAM_TIMEOUT: { rpc: -32603, http: 504, httpLevel: false, type: 'upstream_timeout', exposeMessage: true, publicMessage: 'Upstream server timed out' },
   UPSTREAM_PROTOCOL_ERROR: { rpc: -32603, http: 502, httpLevel: false, type: 'upstream_protocol_error', exposeMessage: true, publicMessage: 'Upstream server sent an invalid message' },
+  // The third auth tier. A user must authorize (or re-authorize) the gateway at the upstream:
+  // 2025-11-25 agents get -32042 with a URL elicitation to the gateway's connect page in
+  // data.elicitations; 2026-07-28 agents get the same elicitation as an InputRequiredResult.
+  UPSTREAM_AUTHORIZATION_REQUIRED: { rpc: -32042, http: 200, httpLevel: false, type: 'upstream_authorization_required', exposeMessage: true, publicMessage: 'Authorization at the upstream server is required' },
+  // The gateway's own credential for the upstream cannot be had (a secret missing, client
+  // credentials refused, the vault unable to decrypt): an operator must act; no detail leaks.
+  UPSTREAM_CREDENTIAL_UNAVAILABLE: { rpc: -32603, http: 502, httpLevel: false, type: 'upstream_credential_unavailable', exposeMessage: false, publicMessage: "The gateway's credential for this upstream server is unavailable; an operator must fix it" },
   REQUEST_CANCELLED: { rpc: -32800, http: 200, httpLevel: false, type: 'request_cancelled', exposeMessage: true, publicMessage: 'Request cancelled' },
   AUDIT_UNAVAILABLE: { rpc: -32603, http: 503, httpLevel: false, type: 'audit_unavailable', exposeMessage: true, publicMessage: 'The audit store is unavailable' },
   STORE_VERSION_TOO_NEW: { rpc: -32603, http: 500, httpLevel: false, type: 'store_version_too_new', exposeMessage: false, publicMessage: 'The storage schema is newer than this gateway' },
