@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { GatehouseConfig } from './schema.ts';
 import type { ConfigIssue } from './load.ts';
 import { telemetryIssues } from './telemetry-schema.ts';
+import { credentialIssues } from './credential-issues.ts';
 
 export interface NormalizeEnv {
   /** Directory of the config file: relative `cwd` of stdio targets resolve against it. */
@@ -98,6 +99,7 @@ export function normalizeConfig(input: GatehouseConfig, env: NormalizeEnv): { co
   }
 
   issues.push(...telemetryIssues(input.telemetry, new Set(Object.keys(targets))));
+  issues.push(...credentialIssues(input));
 
   // File paths in the config are relative to the config file, like a target's cwd.
   const audit = input.audit.spool === undefined ? input.audit : { ...input.audit, spool: { ...input.audit.spool, path: path.resolve(env.configDir, input.audit.spool.path) } };
