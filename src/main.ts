@@ -14,6 +14,7 @@ import { composeAuthorizationServer } from './auth/compose-authorization-server.
 import { GATEWAY_VERSION } from './version.ts';
 import { registerAuditCommands } from './audit/audit-cli.ts';
 import { registerApiKeyCommands } from './auth/api-key-cli.ts';
+import { registerVaultCommands } from './vault/vault-cli.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The embedded default: two real MCP servers from npm over stdio. */
@@ -161,6 +162,22 @@ export function buildCli(): Command {
       await store.migrate();
       if (!(store instanceof SqlStore)) throw new Error('the configured store has no API key table');
       return { keys: store.apiKeyStore(), config, close: () => store.close() };
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  });
+  registerVaultCommands(program, async (file) => {
+    const { openStore } = await import('./storage/open-store.ts');
+    const { SqlStore } = await import('./storage/sql-store.ts');
+    const config = await loadConfigFile(file, envFor(file));
+    const { configDir } = envFor(file);
+    const store = await openStore(config, undefined, { configDir });
+    try {
+      // The credential table may be newer than the database: bring it up (refuses a newer schema).
+      await store.migrate();
+      if (!(store instanceof SqlStore)) throw new Error('the configured store has no credential table');
+      return { table: store.credentialTable(), config, configDir, close: () => store.close() };
     } catch (err) {
       await store.close();
       throw err;

@@ -153,6 +153,34 @@ function migrationsFor(dialect: SqlDialect): Record<string, Migration> {
           .execute();
       },
     },
+    // The credential vault (src/vault/credential-vault.ts): upstream tokens and client
+    // registrations, AES-256-GCM envelopes in `ciphertext`; queries in credential-table.ts.
+    '0005_upstream_credentials': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // No check constraints on kind or status: SQLite cannot alter one without rebuilding the
+        // table, and new kinds are expected; the vault validates what it writes.
+        await db.schema
+          .createTable('gatehouse_upstream_credentials')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('target', 'text', (c) => c.notNull())
+          // `service`, or `user:<id>`.
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          // In clear next to the envelope (which names it too) so rotation and status can query it.
+          .addColumn('key_id', 'text', (c) => c.notNull())
+          .addColumn('ciphertext', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint')
+          .addColumn('refresh_at', 'bigint')
+          .addColumn('failures', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('last_error', 'text')
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('gatehouse_upstream_credentials_pk', ['tenant', 'target', 'subject', 'kind'])
+          .execute();
+        // The refresh job's query: status = 'active' and refresh_at <= now, oldest first.
+        await db.schema.createIndex('gatehouse_upstream_credentials_due').on('gatehouse_upstream_credentials').columns(['status', 'refresh_at']).execute();
+      },
+    },
   };
 }
 

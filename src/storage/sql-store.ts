@@ -11,6 +11,7 @@ import { encodeText } from './text-codec.ts';
 import { SqlApiKeyStore, type ApiKeyStore } from './api-key-table.ts';
 import { createOAuthStore, type OAuthStore } from './oauth-store.ts';
 import { sharedSecret } from './gateway-secret-table.ts';
+import { createCredentialTable, type CredentialTable } from './credential-table.ts';
 
 /** Rows per multi-row INSERT: 23 columns × 200 stays far below both engines' parameter limits. */
 const INSERT_CHUNK = 200;
@@ -53,6 +54,12 @@ export abstract class SqlStore implements Store {
   apiKeyStore(): ApiKeyStore {
     this.assertOpen();
     return new SqlApiKeyStore(this.db);
+  }
+
+  /** The credential vault's rows (migration 0005_upstream_credentials) on this store's connection. */
+  credentialTable(): CredentialTable {
+    this.assertOpen();
+    return createCredentialTable(this.db);
   }
 
   /**

@@ -6,6 +6,10 @@
  * CONTRACT (shared by the upstream OAuth client, the refresh job, the admin API and the
  * registry): implemented below by `createCredentialVault`.
  */
+import type { Clock } from '../clock.ts';
+import { GatehouseError } from '../protocol/errors.ts';
+import type { CredentialRow, CredentialRowKey, CredentialRowSummary, CredentialTable } from '../storage/credential-table.ts';
+import { VaultCipher } from './vault-cipher.ts';
 
 /** What a row holds. */
 export type CredentialKind =
@@ -78,4 +82,202 @@ export interface CredentialVault {
   rotate(): Promise<{ rewritten: number; activeKey: string }>;
   /** The active key's id (for admin output). */
   readonly activeKeyId: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The implementation over the credential table (src/storage/credential-table.ts) and the keyring.
+
+/** Rows re-encrypted per page by `rotate()`: short statements, so other writers interleave. */
+const ROTATE_BATCH = 100;
+/** `due()` without a limit. */
+const DUE_LIMIT = 100;
+const KINDS: readonly string[] = ['oauth-tokens', 'oauth-client', 'oauth-discovery'] satisfies readonly CredentialKind[];
+/** Lone UTF-16 surrogates: UTF-8 turns them into U+FFFD, so two subjects would share one AAD. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Whether `value` is a kind the vault stores. */
+export function isCredentialKind(value: string): value is CredentialKind {
+  return KINDS.includes(value);
+}
+
+/** Whether `value` is `service` or `user:<id>`. */
+export function isCredentialSubject(value: string): value is CredentialSubject {
+  return value === 'service' || (value.startsWith('user:') && value.length > 'user:'.length);
+}
+
+/**
+ * Refuse key parts the AAD could not tell apart: NUL is its separator, and a lone surrogate
+ * collapses to U+FFFD when encoded. A caller's bug or a forged admin query, never a real id.
+ */
+function checkKeyPart(name: string, value: string): void {
+  if (value === '' || value.includes('\u0000') || LONE_SURROGATE.test(value)) {
+    throw new GatehouseError('INVALID_PARAMS', `credential ${name} must be non-empty text without NUL or lone surrogates`);
+  }
+}
+
+function checkKey(key: CredentialKey): void {
+  checkKeyPart('tenant', key.tenant);
+  checkKeyPart('target', key.target);
+  checkKeyPart('subject', key.subject);
+  if (!isCredentialSubject(key.subject)) throw new GatehouseError('INVALID_PARAMS', 'credential subject must be `service` or `user:<id>`');
+  if (!isCredentialKind(key.kind)) throw new GatehouseError('INVALID_PARAMS', `credential kind must be one of ${KINDS.join(', ')}`);
+}
+
+/** Binds an envelope to its row: copied onto another tenant, target, subject or kind, it does not verify. */
+function aadOf(key: CredentialRowKey): string {
+  return `${key.tenant}\u0000${key.target}\u0000${key.subject}\u0000${key.kind}`;
+}
+
+/** Names a row for operators; the key parts are identifiers, never secrets. */
+function describeRow(key: CredentialRowKey): string {
+  return `tenant ${key.tenant}, target ${key.target}, subject ${key.subject}, kind ${key.kind}`;
+}
+
+/** A stored row as the vault's types; undefined for a row the vault never writes (edited by hand). */
+function summaryOf(row: CredentialRowSummary): CredentialSummary | undefined {
+  const { tenant, target, subject, kind } = row;
+  if (!isCredentialSubject(subject) || !isCredentialKind(kind)) return undefined;
+  return {
+    key: { tenant, target, subject, kind },
+    meta: {
+      // Anything but `active` is treated as needing consent: an unknown status never authorizes.
+      status: row.status === 'active' ? 'active' : 'needs-consent',
+      expiresAt: row.expiresAt,
+      refreshAt: row.refreshAt,
+      failures: row.failures,
+      lastError: row.lastError,
+      updatedAt: row.updatedAt,
+      keyId: row.keyId,
+    },
+  };
+}
+
+function summariesOf(rows: readonly CredentialRowSummary[]): CredentialSummary[] {
+  return rows.map(summaryOf).filter((s): s is CredentialSummary => s !== undefined);
+}
+
+/**
+ * The vault over `table`, encrypting with `cipher`'s active key. Rotation assumes every process
+ * writing to the table already runs with the new active key (a replica still on the old
+ * config would keep writing rows under the old key); run it after the config rollout.
+ */
+export function createCredentialVault(table: CredentialTable, cipher: VaultCipher, clock: Clock): CredentialVault {
+  /** The plaintext of a row; throws UPSTREAM_CREDENTIAL_UNAVAILABLE naming the row, never a value. */
+  const open = (row: CredentialRow): Buffer => {
+    try {
+      // The key_id column is in clear: an envelope naming another key was moved or edited.
+      if (VaultCipher.keyIdOf(row.ciphertext) !== row.keyId) throw new GatehouseError('UPSTREAM_CREDENTIAL_UNAVAILABLE', `its envelope does not name its key ${row.keyId}`);
+      return cipher.decrypt(row.ciphertext, aadOf(row));
+    } catch (err) {
+      const reason = err instanceof GatehouseError ? err.message : 'it cannot be decrypted';
+      throw new GatehouseError('UPSTREAM_CREDENTIAL_UNAVAILABLE', `the vault row (${describeRow(row)}) is unreadable: ${reason}`);
+    }
+  };
+
+  return {
+    get activeKeyId() {
+      return cipher.activeKeyId;
+    },
+
+    async get<T = unknown>(key: CredentialKey): Promise<StoredCredential<T> | undefined> {
+      checkKey(key);
+      const row = await table.find(key);
+      if (row === undefined) return undefined;
+      const plaintext = open(row);
+      let value: T;
+      try {
+        value = JSON.parse(plaintext.toString('utf8')) as T;
+      } catch {
+        // Verified but not JSON: written by something else than this vault. The text stays out of the message.
+        throw new GatehouseError('UPSTREAM_CREDENTIAL_UNAVAILABLE', `the vault row (${describeRow(row)}) does not hold JSON`);
+      }
+      return { key: { tenant: key.tenant, target: key.target, subject: key.subject, kind: key.kind }, value, meta: summaryOf(row)!.meta };
+    },
+
+    async put(key, value, meta = {}) {
+      checkKey(key);
+      const json = JSON.stringify(value);
+      if (json === undefined) throw new TypeError(`the vault cannot store ${typeof value} (${describeRow(key)})`);
+      await table.upsert({
+        tenant: key.tenant,
+        target: key.target,
+        subject: key.subject,
+        kind: key.kind,
+        keyId: cipher.activeKeyId,
+        ciphertext: cipher.encrypt(json, aadOf(key)),
+        status: meta.status ?? 'active',
+        // A new value replaces the old one's timing too: unset means unknown, not "as before".
+        expiresAt: meta.expiresAt ?? null,
+        refreshAt: meta.refreshAt ?? null,
+        failures: meta.failures ?? 0,
+        lastError: meta.lastError ?? null,
+        updatedAt: clock.now(),
+      });
+    },
+
+    async mark(key, meta) {
+      checkKey(key);
+      await table.updateMeta(key, {
+        ...(meta.status === undefined ? {} : { status: meta.status }),
+        ...(meta.refreshAt === undefined ? {} : { refreshAt: meta.refreshAt }),
+        ...(meta.failures === undefined ? {} : { failures: meta.failures }),
+        ...(meta.lastError === undefined ? {} : { lastError: meta.lastError }),
+        updatedAt: clock.now(),
+      });
+    },
+
+    async delete(key) {
+      checkKey(key);
+      return table.delete(key);
+    },
+
+    async deleteWhere(filter) {
+      // An empty filter would empty the vault: never what a revocation means.
+      if (filter.tenant === undefined && filter.target === undefined && filter.subject === undefined) {
+        throw new GatehouseError('INVALID_PARAMS', 'deleting credentials needs a tenant, a target or a subject');
+      }
+      return table.deleteWhere({ tenant: filter.tenant, target: filter.target, subject: filter.subject });
+    },
+
+    async list(filter = {}) {
+      return summariesOf(await table.list(filter));
+    },
+
+    async due(now, limit = DUE_LIMIT) {
+      return summariesOf(await table.due(now, limit));
+    },
+
+    async rotate() {
+      const activeKey = cipher.activeKeyId;
+      let rewritten = 0;
+      const unreadable: string[] = [];
+      let after: CredentialRowKey | undefined;
+      for (;;) {
+        const page = await table.pageNotUnderKey(activeKey, after, ROTATE_BATCH);
+        for (const row of page) {
+          let plaintext: Buffer;
+          try {
+            plaintext = open(row);
+          } catch {
+            // Left as it is (an operator must look), and the rest still moves to the new key.
+            unreadable.push(describeRow(row));
+            continue;
+          }
+          const envelope = cipher.encrypt(plaintext, aadOf(row));
+          if (await table.replaceEnvelope(row, { keyId: row.keyId, ciphertext: row.ciphertext }, { keyId: activeKey, ciphertext: envelope })) rewritten += 1;
+        }
+        if (page.length < ROTATE_BATCH) break;
+        after = page[page.length - 1];
+      }
+      if (unreadable.length > 0) {
+        const shown = unreadable.slice(0, 5).map((r) => `(${r})`).join(', ');
+        throw new GatehouseError(
+          'UPSTREAM_CREDENTIAL_UNAVAILABLE',
+          `vault rotation to key ${activeKey} rewrote ${rewritten} rows, but ${unreadable.length} do not decrypt and stay under their old key: ${shown}${unreadable.length > 5 ? ', …' : ''}. Keep their key configured, or delete those rows.`,
+          { data: { rewritten, unreadable: unreadable.length, activeKey } },
+        );
+      }
+      return { rewritten, activeKey };
+    },
+  };
 }
