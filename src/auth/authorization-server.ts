@@ -27,6 +27,7 @@ import { staticClients, TENANT_MISMATCH } from './oauth-clients.ts';
 import { providerConfiguration, REGISTRATION_BODY_LIMIT } from './oauth-provider-config.ts';
 import { installRevocationHooks } from './oauth-revocation-endpoint.ts';
 import { resourceUrls } from './oauth-resources.ts';
+import { connectClients, createBrowserIdentity, type BrowserIdentity } from './connect-identity.ts';
 
 /** An account of a human user, as the IdP login last wrote it. */
 export interface OAuthAccount {
@@ -73,6 +74,8 @@ export interface AuthorizationServer {
     upsert(account: OAuthAccount): Promise<void>;
     find(id: string): Promise<OAuthAccount | undefined>;
   };
+  /** Proves which user a browser belongs to, for the upstream connect page (connect-identity.ts). */
+  readonly browserIdentity: BrowserIdentity;
   /** The oidc-provider instance (interaction handler: interactionDetails/Finished, Grant; custom grants: registerGrantType). */
   readonly provider: Provider;
   /** Generate a new signing key; the old one keeps verifying until tokens it signed have expired. */
@@ -113,6 +116,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const cookieKeys = await loadCookieKeys(store, clock);
   const revocations = await RevocationList.load(store, clock);
   const clients = staticClients(config.auth, options.configDir);
+  clients.metadata.push(...connectClients(config.auth.tenants, base, Object.keys(config.auth.clients)));
 
   const oidc = await import('oidc-provider');
   const signingKey = new (class extends oidc.ExternalSigningKey {
@@ -285,6 +289,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
       },
     },
     provider,
+    browserIdentity: createBrowserIdentity({ provider, issuer, publicBase: base, tenants: config.auth.tenants, accounts: { find: (id) => store.findAccount(id) } }),
     rotateSigningKeys: () => keys.rotate(),
     async close() {
       if (closed) return;

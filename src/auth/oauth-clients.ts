@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AuthConfig, SecretRef } from '../config/auth-schema.ts';
 import { GatehouseError } from '../protocol/errors.ts';
+import { connectClientTenant } from './connect-identity.ts';
 
 /** Who a client is when it acts as itself (client credentials): its tenant and roles. */
 export interface ClientIdentity {
@@ -30,7 +31,9 @@ export const TENANT_MISMATCH = 'the user belongs to another tenant than this cli
  * self-registered clients for the users of a tenant sets `auth.registration.tenant` to it.
  */
 export function clientTenant(auth: Pick<AuthConfig, 'clients' | 'registration'>, clientId: string): string {
-  return Object.hasOwn(auth.clients, clientId) ? auth.clients[clientId]!.tenant : auth.registration.tenant;
+  if (Object.hasOwn(auth.clients, clientId)) return auth.clients[clientId]!.tenant;
+  // The upstream connect page's identity client of a tenant serves that tenant's users.
+  return connectClientTenant(clientId) ?? auth.registration.tenant;
 }
 
 function configError(message: string): GatehouseError {

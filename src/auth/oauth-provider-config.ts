@@ -20,6 +20,7 @@ import { OAuthAdapter } from './oauth-adapter.ts';
 import { clientTenant, TENANT_MISMATCH, type ClientIdentity } from './oauth-clients.ts';
 import { providerFetch, type GuardedFetchOptions } from './client-metadata-fetch.ts';
 import { INTERACTION_PREFIX } from './interaction.ts';
+import { connectClientTenant, loadExistingGrant } from './connect-identity.ts';
 
 /** Largest registration request accepted (RFC 7591 metadata); larger ones answer 413. */
 export const REGISTRATION_BODY_LIMIT = 16 * 1024;
@@ -99,6 +100,7 @@ export function providerConfiguration(input: ProviderConfigInput): Configuration
       if (account === undefined) return undefined;
       return { accountId: account.id, claims: async () => ({ ...account.claims, sub: account.id }) };
     },
+    loadExistingGrant,
     interactions: { url: (_ctx: KoaContextWithOIDC, interaction: { uid: string }) => `${input.issuerPath}${INTERACTION_PREFIX}${interaction.uid}` },
     pkce: { required: () => true },
     // OAuth 2.1: the authorization code flow only (no implicit or hybrid responses).
@@ -129,7 +131,9 @@ export function providerConfiguration(input: ProviderConfigInput): Configuration
       resourceIndicators: {
         enabled: true,
         // No resource on the request: refuse (strict RFC 8707 reading of the MCP spec).
-        defaultResource: (_ctx: KoaContextWithOIDC, _client: ClientInstance, oneOf?: string[]) => {
+        defaultResource: (_ctx: KoaContextWithOIDC, client: ClientInstance, oneOf?: string[]) => {
+          // The upstream connect page's identity clients ask for openid only: no resource, no access token.
+          if (oneOf === undefined && connectClientTenant(client.clientId) !== undefined) return undefined;
           if (oneOf !== undefined) throw new errors.InvalidTarget('a token request names exactly one resource');
           throw new errors.InvalidTarget('the resource parameter is required');
         },

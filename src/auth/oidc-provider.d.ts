@@ -14,6 +14,11 @@ declare module 'oidc-provider' {
     body?: Record<string, unknown>;
     readonly client?: ClientInstance;
     readonly entities: Record<string, unknown>;
+    /** Authorization requests (loadExistingGrant): the provider, the browser's session, the signed-in account, the interaction result. */
+    readonly provider?: Provider;
+    readonly session?: { readonly accountId?: string; grantIdFor(clientId: string): string | undefined };
+    readonly account?: { readonly accountId: string };
+    readonly result?: InteractionResults;
   }
 
   /** The subset of the Koa context used by middleware and hooks. */
@@ -59,6 +64,19 @@ declare module 'oidc-provider' {
     addOIDCClaims(claims: string[]): void;
     addResourceScope(resource: string, scope: string): void;
     save(ttl?: number): Promise<string>;
+  }
+
+  /** An authorization code as stored (the upstream connect page redeems its own client's codes in process). */
+  export interface AuthorizationCodeInstance {
+    readonly clientId: string;
+    readonly accountId: string;
+    readonly redirectUri: string;
+    readonly codeChallenge?: string;
+    readonly codeChallengeMethod?: string;
+    /** Epoch seconds when consumed; absent while unused. */
+    readonly consumed?: number;
+    readonly isExpired: boolean;
+    consume(): Promise<void>;
   }
 
   export interface InteractionDetails {
@@ -143,6 +161,7 @@ declare module 'oidc-provider' {
       find(id: string): Promise<GrantInstance | undefined>;
     };
     readonly Client: { find(id: string): Promise<ClientInstance | undefined> };
+    readonly AuthorizationCode: { find(value: string): Promise<AuthorizationCodeInstance | undefined> };
     /** Store-backed single-use check: false when `jti` from `iss` was already seen (kept until `exp`, epoch seconds). */
     readonly ReplayDetection: { unique(iss: string, jti: string, exp: number): Promise<boolean> };
   }

@@ -4,7 +4,8 @@
  * failure becomes an HTTP answer.
  *
  * Routes, in order: `/healthz`, `/readyz` (open); the authorization server's own paths (open,
- * it authenticates its clients itself); Protected Resource Metadata (open, RFC 9728); then the
+ * it authenticates its clients itself); the upstream connect pages under `/upstream-auth/`
+ * (open, they verify the browser's user themselves); Protected Resource Metadata (open, RFC 9728); then the
  * MCP endpoints, each only after authentication: `<path>` and `<path>/<toolset>` (Streamable
  * HTTP), `/sse[/<toolset>]` and `/messages` (legacy HTTP+SSE).
  */
@@ -32,6 +33,8 @@ export interface ListenerDeps {
   authenticator: Authenticator;
   /** Mounted before the MCP routes when present (`auth.mode: oauth`). */
   authorizationServer?(): AuthorizationServerRoutes | undefined;
+  /** The upstream connect pages (`/upstream-auth/…`, browser pages that authenticate the browser themselves). */
+  upstreamAuth?(): AuthorizationServerRoutes | undefined;
   /** The Protected Resource Metadata document of an endpoint (undefined: not served). */
   protectedResource(toolset: string | undefined): Record<string, unknown> | undefined;
   /** Current listener settings (from the snapshot). */
@@ -129,6 +132,8 @@ export class HttpListener {
       checkHost(req, this.policy!);
       const as = this.deps.authorizationServer?.();
       if (as !== undefined && (await as.handle(req, res))) return;
+      const connect = this.deps.upstreamAuth?.();
+      if (connect !== undefined && (await connect.handle(req, res))) return;
       const prm = metadataTarget(path, base);
       if (prm !== undefined) return this.metadata(req, res, prm.toolset);
 
