@@ -47,6 +47,11 @@ export class MetadataFetchError extends Error {
 export interface GuardedFetchOptions {
   /** Allow http and the loopback addresses 127.0.0.1 and ::1 (tests only; other private ranges stay refused). */
   allowLoopback?: boolean;
+  /**
+   * With `allowLoopback`, also admit the name `localhost` (resolved here, every address must be
+   * 127.0.0.1 or ::1). Off by default: the CIMD fetcher only ever admitted IP literals.
+   */
+  allowLocalhostName?: boolean;
   maxBytes?: number;
   timeoutMs?: number;
   /** Extra CA certificates trusted for https (tests: a self-signed loopback server). */
@@ -150,14 +155,17 @@ export function isForbiddenAddress(address: string, allowLoopback = false): bool
   return false;
 }
 
-function isLoopbackLiteral(hostname: string): boolean {
-  return hostname === '127.0.0.1' || hostname === '[::1]';
+function isLoopbackName(hostname: string, options: GuardedFetchOptions): boolean {
+  return hostname === '127.0.0.1' || hostname === '[::1]' || (options.allowLocalhostName === true && hostname === 'localhost');
 }
 
-/** Check one URL and resolve its host; returns the address to connect to. */
-async function checkTarget(url: URL, options: GuardedFetchOptions): Promise<{ address: string; family: 4 | 6 }> {
+/**
+ * Check one URL and resolve its host (one DNS query); returns the address to connect to, which
+ * the caller pins with `fixedLookup`. Exported for the upstream OAuth client's discovery fetch.
+ */
+export async function checkTarget(url: URL, options: GuardedFetchOptions): Promise<{ address: string; family: 4 | 6 }> {
   if (url.username !== '' || url.password !== '') throw new MetadataFetchError('bad_url', 'URLs with credentials are not fetched');
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && options.allowLoopback === true && isLoopbackLiteral(url.hostname))) {
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && options.allowLoopback === true && isLoopbackName(url.hostname, options))) {
     throw new MetadataFetchError('scheme_not_allowed', `only https URLs are fetched (got ${url.protocol})`);
   }
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
@@ -180,7 +188,8 @@ async function checkTarget(url: URL, options: GuardedFetchOptions): Promise<{ ad
   return { address, family: isIP(address) === 6 ? 6 : 4 };
 }
 
-function fixedLookup(address: string, family: 4 | 6): LookupFunction {
+/** A socket `lookup` that answers only the address `checkTarget` approved (no second DNS query). */
+export function fixedLookup(address: string, family: 4 | 6): LookupFunction {
   // Called by net/tls.connect instead of DNS: answers only the address checkTarget approved.
   return ((_hostname: string, opts: { all?: boolean }, callback: (...args: unknown[]) => void) => {
     if (opts?.all === true) callback(null, [{ address, family }]);

@@ -79,32 +79,67 @@ const serviceCredentials = z.strictObject({
 });
 
 /**
+ * RFC 8693 token exchange instead of a browser consent. Where the subject token comes from:
+ *
+ * - `gateway-assertion`: the gateway signs a short-lived assertion of the user (its own
+ *   issuer and keys, the agent as `act`; the composition root supplies the signer) and
+ *   presents it as the subject token at the upstream authorization server's token endpoint,
+ *   which must trust the gateway's issuer. One request: token exchange at the upstream AS.
+ * - `idp-id-token`: Enterprise-Managed Authorization (SEP-990, "cross-app access"). The user's
+ *   ID token from the enterprise IdP (kept from the user's IdP login; the composition root
+ *   supplies it) is exchanged at the IdP's token endpoint (RFC 8693, requested type ID-JAG)
+ *   for an identity assertion grant naming the upstream's authorization server and resource,
+ *   which the gateway then redeems at that server with the RFC 7523 `jwt-bearer` grant,
+ *   authenticating as its pre-registered `client`. Needs `idp`.
+ *
+ * Either way the target's `client` (pre-registered at the upstream AS) is required.
+ */
+const tokenExchangeSchema = z
+  .strictObject({
+    subjectToken: z.enum(['gateway-assertion', 'idp-id-token']).default('gateway-assertion'),
+    /** `gateway-assertion`: the audience of the exchange; default the authorization server's issuer. */
+    audience: z.string().min(1).optional(),
+    /** `gateway-assertion`: the token type asked for. */
+    requestedTokenType: z.string().default('urn:ietf:params:oauth:token-type:access_token'),
+    /** `idp-id-token`: the enterprise IdP that issues identity assertion grants (ID-JAG). */
+    idp: z
+      .strictObject({
+        /** The IdP's token endpoint; default discovered from `issuer` (RFC 8414, then OpenID). */
+        tokenEndpoint: z.url().optional(),
+        issuer: z.url().optional(),
+        /** The gateway's client id at the IdP. */
+        clientId: z.string().min(1),
+        /** Absent: a public client at the IdP. */
+        clientSecret: secretRefSchema.optional(),
+      })
+      .refine((idp) => idp.tokenEndpoint !== undefined || idp.issuer !== undefined, { message: 'idp needs tokenEndpoint or issuer' })
+      .optional(),
+  })
+  .refine((x) => x.subjectToken !== 'idp-id-token' || x.idp !== undefined, { message: 'subjectToken idp-id-token needs idp', path: ['idp'] });
+
+/**
  * Per-user OAuth: each user authorizes once (URL elicitation to the gateway's connect page),
  * the gateway holds that user's upstream tokens and uses them for that user's calls only.
  */
-const userCredentials = z.strictObject({
-  mode: z.literal('user-oauth'),
-  /** Pre-registered client; otherwise a Client ID Metadata Document, otherwise dynamic registration. */
-  client: upstreamClientSchema.optional(),
-  /** An https URL serving this gateway's client metadata (CIMD), used when the server supports it. */
-  clientMetadataUrl: z.url().optional(),
-  /** Scopes to ask for; default from the upstream's challenge, then its metadata (MCP scope selection). */
-  scopes: z.array(z.string().regex(SCOPE)).optional(),
-  /** Shown on the consent page and in the elicitation message. */
-  displayName: z.string().min(1).max(80).optional(),
-  /**
-   * RFC 8693 token exchange instead of a browser consent: the gateway presents a short-lived
-   * assertion of the user (signed with its own keys, the agent as `act`) at the upstream
-   * authorization server's token endpoint, which must trust the gateway's issuer.
-   */
-  tokenExchange: z
-    .strictObject({
-      /** The audience of the assertion; default the authorization server's issuer. */
-      audience: z.string().min(1).optional(),
-      requestedTokenType: z.string().default('urn:ietf:params:oauth:token-type:access_token'),
-    })
-    .optional(),
-});
+const userCredentials = z
+  .strictObject({
+    mode: z.literal('user-oauth'),
+    /** Pre-registered client; otherwise a Client ID Metadata Document, otherwise dynamic registration. */
+    client: upstreamClientSchema.optional(),
+    /** An https URL serving this gateway's client metadata (CIMD), used when the server supports it. */
+    clientMetadataUrl: z.url().optional(),
+    /** Scopes to ask for; default from the upstream's challenge, then its metadata (MCP scope selection). */
+    scopes: z.array(z.string().regex(SCOPE)).optional(),
+    /** Shown on the consent page and in the elicitation message. */
+    displayName: z.string().min(1).max(80).optional(),
+    /**
+     * The authorization server's issuer the pre-registered `client` belongs to: its secret is
+     * then never sent to another one (SEP-2352). Default: whatever the upstream names (RFC 9728).
+     */
+    authorizationServer: z.url().optional(),
+    tokenExchange: tokenExchangeSchema.optional(),
+  })
+  .refine((x) => x.tokenExchange === undefined || x.client !== undefined, { message: 'tokenExchange needs a pre-registered client', path: ['client'] });
 
 export const targetCredentialsSchema = z.discriminatedUnion('mode', [noneCredentials, staticCredentials, serviceCredentials, userCredentials]);
 

@@ -72,4 +72,10 @@ export interface UpstreamAuthorizations {
   childEnvironment(target: string): Readonly<Record<string, string>>;
   /** One pass of the refresh job over the tokens due; the gateway runs it with `repeatEvery`. */
   refreshDue(): Promise<{ refreshed: number; failed: number; needsConsent: number }>;
+  /**
+   * Vault rows matching `filter` were changed outside the authorizer (the admin API deleted or
+   * marked them): drop the in-memory copies so the next request reads the vault. Without this
+   * call the copies are re-read within a few seconds anyway (REVALIDATE_MS).
+   */
+  invalidate?(filter: { tenant?: string; target?: string; subject?: 'service' | `user:${string}` }): void;
 }

@@ -8,6 +8,8 @@ import type { Pool } from 'undici';
 import { systemClock, type Clock } from '../clock.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
+import { requestWithCredential } from '../upstream-auth/authorized-request.ts';
+import type { UpstreamCredential } from '../upstream-auth/upstream-credential.ts';
 import { abortAll, ExchangeAbort } from './exchange-abort.ts';
 import { callHandler, traceHeaders, type SendOptions, type TransportHandlers, type TransportStats, type UpstreamTransport } from './transport.ts';
 import {
@@ -22,6 +24,8 @@ export interface SseTransportOptions {
   url: string;
   /** Extra headers on every request (for example Authorization). */
   headers?: Record<string, string>;
+  /** The target's credential: its headers on the GET stream and every POST, over `headers`; 401/403 challenge it. */
+  credential?: UpstreamCredential | undefined;
   clock?: Clock;
   /** Pool size; the event stream holds one connection for itself. Default 16. */
   connections?: number;
@@ -38,6 +42,7 @@ class SseTransport implements UpstreamTransport {
   private readonly url: URL;
   private readonly pool: Pool;
   private readonly baseHeaders: Record<string, string>;
+  private readonly credential: UpstreamCredential | undefined;
   private readonly clock: Clock;
   private readonly timeoutMs: number;
   /** Aborted by close(): the stream, reconnect waits and POSTs hang off it. */
@@ -53,6 +58,7 @@ class SseTransport implements UpstreamTransport {
     this.url = new URL(options.url);
     this.pool = createUpstreamPool(this.url.origin, options.connections);
     this.baseHeaders = lowerCaseHeaders(options.headers);
+    this.credential = options.credential;
     this.clock = options.clock ?? systemClock;
     this.timeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
@@ -77,11 +83,11 @@ class SseTransport implements UpstreamTransport {
     try {
       const body = JSON.stringify(message);
       this.stats.bytesOut += Buffer.byteLength(body);
-      const res = await this.pool.request({
+      const res = await requestWithCredential(this.pool, this.credential, (auth) => ({
         method: 'POST', path: endpoint, body, signal: exchange,
-        headers: { ...this.baseHeaders, ...traceHeaders(options.headers), 'content-type': 'application/json' },
+        headers: { ...this.baseHeaders, ...auth, ...traceHeaders(options.headers), 'content-type': 'application/json' },
         headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs,
-      });
+      }));
       await discardBody(res.body);
       // Replies come on the event stream; the POST only says whether the server took the message.
       if (res.statusCode < 200 || res.statusCode >= 300) {
@@ -120,11 +126,11 @@ class SseTransport implements UpstreamTransport {
     );
     let ready = false;
     try {
-      const res = await this.pool.request({
+      const res = await requestWithCredential(this.pool, this.credential, (auth) => ({
         method: 'GET', path: `${this.url.pathname}${this.url.search}`, signal: stream.signal,
-        headers: { ...this.baseHeaders, accept: 'text/event-stream' },
+        headers: { ...this.baseHeaders, ...auth, accept: 'text/event-stream' },
         headersTimeout: this.timeoutMs, bodyTimeout: 0, // the stream may be quiet for hours
-      });
+      }));
       if (res.statusCode < 200 || res.statusCode >= 300 || mediaTypeOf(res.headers) !== 'text/event-stream') {
         await discardBody(res.body);
         throw new GatehouseError('UPSTREAM_UNAVAILABLE', `SSE stream answered HTTP ${res.statusCode}`, { data: { status: res.statusCode } });

@@ -18,6 +18,8 @@ import {
   isErrorResponse, isNotification, isRequest, isResponse,
   type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest,
 } from '../protocol/jsonrpc.ts';
+import { NO_CREDENTIAL_HEADERS, credentialHeaders, requestWithCredential } from '../upstream-auth/authorized-request.ts';
+import type { UpstreamCredential } from '../upstream-auth/upstream-credential.ts';
 import { abortAll, ExchangeAbort } from './exchange-abort.ts';
 import { callHandler, traceHeaders, type InboundContext, type SendOptions, type TransportHandlers, type TransportStats, type UpstreamTransport } from './transport.ts';
 import {
@@ -32,6 +34,11 @@ export interface StreamableHttpTransportOptions {
   url: string;
   /** Extra headers on every request (for example Authorization). */
   headers?: Record<string, string>;
+  /**
+   * The target's credential (third auth tier): its headers go on every request (POST, GET,
+   * DELETE), over `headers`; a 401/403 asks its `challenge()` and retries once when renewed.
+   */
+  credential?: UpstreamCredential | undefined;
   /** Pool size: concurrent connections to the upstream. Default 16. */
   connections?: number;
   /** Longest wait for response headers, and longest silence inside a POST response body. Default 300 s. */
@@ -56,6 +63,7 @@ class StreamableHttpTransport implements UpstreamTransport {
   private readonly path: string;
   private readonly pool: Pool;
   private readonly baseHeaders: Record<string, string>;
+  private readonly credential: UpstreamCredential | undefined;
   private readonly clock: Clock;
   private readonly timeoutMs: number;
   private readonly wantsStandalone: boolean;
@@ -76,6 +84,7 @@ class StreamableHttpTransport implements UpstreamTransport {
     this.path = `${url.pathname}${url.search}`;
     this.pool = createUpstreamPool(url.origin, options.connections);
     this.baseHeaders = lowerCaseHeaders(options.headers);
+    this.credential = options.credential;
     this.clock = options.clock ?? systemClock;
     this.timeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.wantsStandalone = options.openStandaloneStream ?? true;
@@ -139,8 +148,11 @@ class StreamableHttpTransport implements UpstreamTransport {
     const timeout = new AbortController();
     const timer = this.clock.setTimeout(() => timeout.abort(), DELETE_TIMEOUT_MS);
     try {
+      // Best effort, so no challenge: a credential that cannot be had just means no DELETE.
+      const pending = credentialHeaders(this.credential);
+      const auth = pending instanceof Promise ? await pending : pending;
       const res = await this.pool.request({
-        method: 'DELETE', path: this.path, headers: this.legacyHeaders(session, true), signal: timeout.signal,
+        method: 'DELETE', path: this.path, headers: this.legacyHeaders(session, true, auth), signal: timeout.signal,
         headersTimeout: DELETE_TIMEOUT_MS, bodyTimeout: DELETE_TIMEOUT_MS,
       });
       await discardBody(res.body);
@@ -158,14 +170,16 @@ class StreamableHttpTransport implements UpstreamTransport {
     const initialize = isRequest(message) && message.method === 'initialize';
     // A new initialize starts a new session: it must not carry the old id (2025-11-25 "Session Management" 4).
     const session = modern === undefined && !initialize ? this.sessionId : undefined;
-    const headers = modern === undefined ? { ...this.legacyHeaders(session, !initialize), ...traceHeaders(extra) } : modernRequestHeaders(this.baseHeaders, message, modern, extra);
-    headers['content-type'] = 'application/json';
-    headers['accept'] = 'application/json, text/event-stream';
     const body = JSON.stringify(message);
-    this.stats.bytesOut += Buffer.byteLength(body);
-    const res = await this.pool.request({
-      method: 'POST', path: this.path, headers, body, signal: exchange,
-      headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs,
+    const bytes = Buffer.byteLength(body);
+    const res = await requestWithCredential(this.pool, this.credential, (auth) => {
+      const headers = modern === undefined
+        ? { ...this.legacyHeaders(session, !initialize, auth), ...traceHeaders(extra) }
+        : modernRequestHeaders(auth === NO_CREDENTIAL_HEADERS ? this.baseHeaders : { ...this.baseHeaders, ...auth }, message, modern, extra);
+      headers['content-type'] = 'application/json';
+      headers['accept'] = 'application/json, text/event-stream';
+      this.stats.bytesOut += bytes;
+      return { method: 'POST', path: this.path, headers, body, signal: exchange, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs };
     });
     const ok = res.statusCode >= 200 && res.statusCode < 300;
     if (initialize && ok) this.adoptSession(headerValue(res.headers, 'mcp-session-id'));
@@ -257,14 +271,18 @@ class StreamableHttpTransport implements UpstreamTransport {
   private async openGet(
     session: string | undefined, lastEventId: string | undefined, signal: AbortSignal, bodyTimeout: number,
   ): Promise<AsyncIterable<Uint8Array | string> | undefined> {
-    const headers = this.legacyHeaders(session, true);
-    headers['accept'] = 'text/event-stream';
-    if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
     let res;
     try {
-      res = await this.pool.request({ method: 'GET', path: this.path, headers, signal, headersTimeout: this.timeoutMs, bodyTimeout });
+      res = await requestWithCredential(this.pool, this.credential, (auth) => {
+        const headers = this.legacyHeaders(session, true, auth);
+        headers['accept'] = 'text/event-stream';
+        if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
+        return { method: 'GET', path: this.path, headers, signal, headersTimeout: this.timeoutMs, bodyTimeout };
+      });
     } catch (err) {
       if (signal.aborted) throw signal.reason;
+      // The credential's verdict (authorization required, credential unavailable) ends the stream: retrying cannot help.
+      if (err instanceof GatehouseError && (err.code === 'UPSTREAM_AUTHORIZATION_REQUIRED' || err.code === 'UPSTREAM_CREDENTIAL_UNAVAILABLE')) throw err;
       this.diagnostic(`GET stream failed: ${upstreamUnavailable('GET', err).message}`);
       return undefined;
     }
@@ -351,8 +369,9 @@ class StreamableHttpTransport implements UpstreamTransport {
 
   // ---- headers ----
 
-  private legacyHeaders(session: string | undefined, withVersion: boolean): Record<string, string> {
-    const headers = { ...this.baseHeaders };
+  /** Configured headers, then the credential's (it wins over a configured Authorization), then the session's. */
+  private legacyHeaders(session: string | undefined, withVersion: boolean, auth: Readonly<Record<string, string>> = NO_CREDENTIAL_HEADERS): Record<string, string> {
+    const headers = auth === NO_CREDENTIAL_HEADERS ? { ...this.baseHeaders } : { ...this.baseHeaders, ...auth };
     if (session !== undefined) headers['mcp-session-id'] = session;
     if (withVersion && this.protocolVersion !== undefined && isPlainHeaderValue(this.protocolVersion)) {
       headers['mcp-protocol-version'] = this.protocolVersion;

@@ -8,6 +8,15 @@ import { createStdioTransport } from './stdio-transport.ts';
 import { createStreamableHttpTransport } from './streamable-http-transport.ts';
 import { createSseTransport } from './sse-transport.ts';
 import type { UpstreamTransport } from './transport.ts';
+import type { UpstreamCredential } from '../upstream-auth/upstream-credential.ts';
+
+/** What the third auth tier adds to a transport (upstream-authorizer.ts builds both). */
+export interface TransportCredentials {
+  /** HTTP targets: the credential whose headers go on every request. */
+  credential?: UpstreamCredential | undefined;
+  /** stdio targets: secret environment variables, merged over the allow-listed ones. */
+  secretEnv?: Readonly<Record<string, string>> | undefined;
+}
 
 /**
  * Build the child's environment from the allowlist: a stdio server sees only the variables
@@ -22,22 +31,23 @@ export function childEnvironment(allow: readonly string[], literal: Record<strin
   return { ...env, ...literal };
 }
 
-export function createTransport(target: TargetConfig, clock: Clock, sourceEnv: NodeJS.ProcessEnv = process.env): UpstreamTransport {
+export function createTransport(target: TargetConfig, clock: Clock, sourceEnv: NodeJS.ProcessEnv = process.env, options: TransportCredentials = {}): UpstreamTransport {
   switch (target.transport) {
     case 'stdio':
       return createStdioTransport({
         command: target.command,
         args: target.args,
         cwd: target.cwd,
-        env: childEnvironment(target.envAllow, target.env, sourceEnv),
+        // The secret last: a configured literal or allow-listed variable of the same name must not shadow it.
+        env: options.secretEnv === undefined ? childEnvironment(target.envAllow, target.env, sourceEnv) : { ...childEnvironment(target.envAllow, target.env, sourceEnv), ...options.secretEnv },
         maxLineBytes: target.maxLineBytes,
         stopGraceMs: target.stopGraceMs,
         restart: target.restart,
         clock,
       });
     case 'streamable-http':
-      return createStreamableHttpTransport({ url: target.url, headers: target.headers, connections: target.connections, clock });
+      return createStreamableHttpTransport({ url: target.url, headers: target.headers, connections: target.connections, clock, credential: options.credential });
     case 'sse':
-      return createSseTransport({ url: target.url, headers: target.headers, clock });
+      return createSseTransport({ url: target.url, headers: target.headers, clock, credential: options.credential });
   }
 }

@@ -1,0 +1,28 @@
+/**
+ * `static` credentials: one secret, read at start, sent on every request (a header built
+ * once) or placed in a stdio child's environment. Nothing can renew it, so a 401 is final: an
+ * operator must change the secret.
+ */
+import { GatehouseError } from '../protocol/errors.ts';
+import { credentialUnavailable } from './oauth-failure.ts';
+import type { UpstreamCredential } from './upstream-credential.ts';
+
+/** A header credential; `value` undefined when the secret could not be read (every request then fails closed). */
+export function createStaticCredential(target: string, header: string, value: string | undefined): UpstreamCredential {
+  const headers = value === undefined ? undefined : Object.freeze({ [header.toLowerCase()]: value });
+  return {
+    headers: () => headers ?? Promise.reject(credentialUnavailable(target, 'the static secret is not available', 'secret_unavailable')),
+    challenge: async (status) => {
+      // A 403 is the upstream's decision about this caller; only a 401 says the secret is wrong.
+      if (status === 403) return false;
+      throw credentialUnavailable(target, 'the upstream refused the static credential', 'static_refused');
+    },
+  };
+}
+
+/** The header value: `<scheme> <secret>`, or the secret alone for an empty scheme. */
+export function staticHeaderValue(scheme: string, secret: string): string {
+  // A header value must not carry a line break (it would split the request).
+  if (/[\r\n\0]/.test(secret) || /[\r\n\0]/.test(scheme)) throw new GatehouseError('CONFIG_INVALID', 'the static secret contains a line break');
+  return scheme === '' ? secret : `${scheme} ${secret}`;
+}
