@@ -43,12 +43,16 @@ import { isLoopbackHost } from './config/normalize.ts';
 import type { AuthorizationServerRoutes } from './downstream/http-listener.ts';
 import { SqlStore } from './storage/sql-store.ts';
 import { TASK_ID_KEY_BYTES, TaskIdKey } from './routing/tasks.ts';
+import { UpstreamAuthRuntime } from './upstream-auth/upstream-auth-runtime.ts';
+import { credentialRoutes } from './admin/credential-routes.ts';
+import type { BrowserIdentity } from './auth/connect-identity.ts';
 
 /** The row of `gatehouse_gateway_secret` holding the task id key. */
 const TASK_ID_KEY_SECRET = 'task-id-key';
 
 /** The OAuth authorization server as the gateway mounts it: its HTTP routes, its token view, and its teardown. */
-export type AuthorizationServerMount = AuthorizationServerRoutes & TokenIssuerView & { close?(): Promise<void>; rotateSigningKeys?(): Promise<{ kid: string }> };
+export type AuthorizationServerMount = AuthorizationServerRoutes &
+  TokenIssuerView & { close?(): Promise<void>; rotateSigningKeys?(): Promise<{ kid: string }>; browserIdentity?: BrowserIdentity };
 
 /** What the authorization server is built from, once the store is open and the port bound. */
 export interface AuthorizationServerContext {
@@ -72,6 +76,8 @@ export interface GatewayOptions {
   authorizationServer?: (context: AuthorizationServerContext) => Promise<AuthorizationServerMount> | AuthorizationServerMount;
   /** Tests: verify access tokens against this issuer instead of a mounted authorization server. */
   tokenIssuer?: TokenIssuerView;
+  /** The config file's directory: `secretRef.file` paths of upstream credentials resolve from it. */
+  configDir?: string;
 }
 
 export class Gateway {
@@ -107,6 +113,8 @@ export class Gateway {
    * the random one, so its task ids do not survive a restart and no other process routes them.
    */
   private readonly taskIdKey = new TaskIdKey();
+  /** The third auth tier: vault, upstream authorizer, connect page, refresh job. */
+  private readonly upstreamAuth: UpstreamAuthRuntime;
 
   constructor(options: GatewayOptions) {
     this.options = options;
@@ -133,6 +141,20 @@ export class Gateway {
         if (typeof uri === 'string') this.changes.publish({ kind: 'resource_updated', target, uri, params });
       },
       onTargetLog: (target, level, message, fields) => this.logger[level]({ kind: 'target', target, ...fields }, message),
+      credentials: () => this.upstreamAuth.authorizations,
+      credentialGeneration: () => this.upstreamAuth.generation,
+    });
+    this.upstreamAuth = new UpstreamAuthRuntime({
+      clock: this.clock,
+      logger: this.logger,
+      config: () => this.snapshotValue.config,
+      configDir: options.configDir ?? process.cwd(),
+      publicBase: () => this.publicBase,
+      identity: () => this.authorizationServer?.browserIdentity,
+      notifySession: (id, elicitationId) =>
+        this.sessions.peek(id)?.session.unsolicited?.send({ jsonrpc: '2.0', method: 'notifications/elicitation/complete', params: { elicitationId } }),
+      onUserAuthorized: (target, who) => void this.registry.userAuthorized(target, who),
+      onUserDisconnected: (target, who) => this.registry.forgetUser(target, who),
     });
     this.inputs = new InputRequiredBroker(this.clock, options.config.sessions.inputRequiredTtlMs);
     this.catalogValue = buildCatalog([], options.config);
@@ -164,6 +186,7 @@ export class Gateway {
       legacySse: new LegacySseEndpoint(endpointDeps),
       authenticator: this.authenticator,
       authorizationServer: () => this.authorizationServer,
+      upstreamAuth: () => this.upstreamAuth.routes,
       protectedResource: (toolset) => this.protectedResource(toolset),
       settings: () => this.snapshotValue.config.listener,
       hasToolset: (name) => Object.hasOwn(this.snapshotValue.config.toolsets, name),
@@ -184,6 +207,8 @@ export class Gateway {
       return as?.rotateSigningKeys === undefined ? undefined : { rotateSigningKeys: () => as.rotateSigningKeys!() };
     };
     for (const route of authRoutes({ authorizationServer: rotatable, audit: () => this.audit })) this.admin.addRoute(route);
+    const upstreamAuth = this.upstreamAuth;
+    for (const route of credentialRoutes({ vault: () => upstreamAuth.vault, audit: () => this.audit, connect: (r) => upstreamAuth.startConnect(r), revoke: (f) => upstreamAuth.revoke(f) })) this.admin.addRoute(route);
   }
 
   get snapshot(): Snapshot {
@@ -249,7 +274,7 @@ export class Gateway {
     const config = this.snapshotValue.config;
     // Authentication needs the store (API keys, the authorization server's state) even when
     // audit is off.
-    if (config.auth.mode === 'oauth' || config.audit.enabled) {
+    if (config.auth.mode === 'oauth' || config.audit.enabled || config.vault.keys.length > 0) {
       const store = this.options.store ?? (await openStore(config, this.logger));
       this.store = store;
       if (this.options.store === undefined) await store.migrate();
@@ -280,6 +305,8 @@ export class Gateway {
       });
       await this.audit.start();
     }
+    // Before the targets connect: their credentials come from it.
+    await this.upstreamAuth.start(this.store);
     await this.registry.apply(this.snapshotValue.config);
     const { host, port, tls } = this.snapshotValue.config.listener;
     this.portValue = await this.listener.listen(host, port, tls === undefined ? undefined : listenerTlsOptions(tls));
@@ -300,6 +327,7 @@ export class Gateway {
     this.admin.refreshPolicy();
     this.telemetry.reload(config);
     this.rebuildCatalog(new Set(['tools', 'prompts', 'resources']));
+    this.upstreamAuth.reload(config);
     await this.registry.apply(config);
   }
 
@@ -311,6 +339,7 @@ export class Gateway {
       await this.listener.close();
       await this.admin.close();
       await this.registry.close();
+      this.upstreamAuth.stop();
       await this.telemetry.close();
       await this.audit?.close();
       await this.authorizationServer?.close?.();
@@ -380,6 +409,7 @@ export class Gateway {
         instructions: undefined,
         timeoutMs: (target) => config.targets[target]?.requestTimeoutMs ?? 60_000,
         taskIdKey: this.taskIdKey,
+        consent: this.upstreamAuth.elicitations,
       },
     });
     return createSnapshot(version, this.clock.now(), config, pipeline);

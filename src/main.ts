@@ -32,6 +32,8 @@ async function start(file: string): Promise<void> {
     logger,
     // The OAuth authorization server (auth.mode: oauth), on the store the gateway opened.
     authorizationServer: composeAuthorizationServer(envFor(file).configDir),
+    // Upstream credentials' secret files resolve from the config file's directory.
+    configDir: envFor(file).configDir,
   });
   await gateway.start();
   const url = gateway.url;

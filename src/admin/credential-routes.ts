@@ -60,7 +60,13 @@ function shown(summary: CredentialSummary): Record<string, unknown> {
   };
 }
 
-export function credentialRoutes(deps: { vault: () => CredentialVault | undefined; audit: () => AuditService | undefined }): AdminRoute[] {
+/** Starts a connect-page flow for a user an operator names (the first authorization of a target). */
+export type StartConnect = (request: { tenant: string; target: string; user: string; agent: string }) => { elicitationId: string; url: string; expiresAt: number };
+
+/** Revokes what a DELETE names everywhere it lives (upstream, memory, connections), then deletes the rows. */
+export type RevokeCredentials = (filter: { tenant: string; target: string; subject?: CredentialSubject | undefined }) => Promise<number>;
+
+export function credentialRoutes(deps: { vault: () => CredentialVault | undefined; audit: () => AuditService | undefined; connect?: StartConnect; revoke?: RevokeCredentials }): AdminRoute[] {
   const vaultOrThrow = (): CredentialVault => {
     const vault = deps.vault();
     if (vault === undefined) throw new GatehouseError('NOT_FOUND', 'no credential vault runs here (vault.keys is empty)');
@@ -100,8 +106,27 @@ export function credentialRoutes(deps: { vault: () => CredentialVault | undefine
         // A revocation is always scoped to one tenant's target; wider sweeps are several calls.
         if (filter.tenant === undefined || filter.target === undefined) throw new GatehouseError('INVALID_PARAMS', 'tenant and target are required (subject narrows to one user or the service identity)');
         const { tenant, target, subject } = filter;
-        const deleted = await audited('upstream-credentials/delete', { tenant, target, subject: subject ?? null }, () => vault.deleteWhere({ tenant, target, subject }), (n) => ({ deleted: n }));
+        const deleted = await audited('upstream-credentials/delete', { tenant, target, subject: subject ?? null }, () => (deps.revoke ?? ((f) => vault.deleteWhere(f)))({ tenant, target, subject }), (n) => ({ deleted: n }));
         sendJson(res, 200, { deleted }, NO_STORE);
+      },
+    },
+    {
+      // A user-oauth target lists nothing until some user authorized it (discovery needs a
+      // token): an operator hands that first user this link. The connect page still proves the
+      // browser is that user, so the link is no credential.
+      method: 'POST',
+      path: '/upstream-credentials/connect',
+      async handle(_req, res, url) {
+        const connect = deps.connect;
+        if (connect === undefined) throw new GatehouseError('NOT_FOUND', 'no connect page runs here');
+        const param = (name: string): string => {
+          const value = url.searchParams.get(name);
+          if (value === null || value === '') throw new GatehouseError('INVALID_PARAMS', `${name} is required`);
+          return value;
+        };
+        const request = { tenant: param('tenant'), target: param('target'), user: param('user'), agent: url.searchParams.get('agent') || 'operator' };
+        const flow = await audited('upstream-credentials/connect', request, async () => connect(request), () => ({}));
+        sendJson(res, 200, { elicitationId: flow.elicitationId, url: flow.url, expiresAt: flow.expiresAt }, NO_STORE);
       },
     },
     {

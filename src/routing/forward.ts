@@ -15,6 +15,7 @@ import type { InputRequiredBroker } from './input-required.ts';
 import { exposeTaskIds, type TaskIdKey } from './tasks.ts';
 import type { AttemptSpan } from '../telemetry/tracing.ts';
 import { withTraceContext } from '../telemetry/trace-context.ts';
+import { authorizationRequired, consumeConsentState, type ConsentElicitations } from './upstream-authorization.ts';
 
 export interface ForwardDeps {
   registry: UpstreamRegistry;
@@ -24,6 +25,8 @@ export interface ForwardDeps {
   timeoutMs(target: string): number;
   /** The gateway's key for task ids handed to agents. */
   taskIdKey: TaskIdKey;
+  /** The connect-page flows that per-user upstream authorization sends agents to. */
+  consent?: ConsentElicitations | undefined;
 }
 
 /**
@@ -38,15 +41,26 @@ export async function forward(
   params: JsonObject | undefined,
   headers?: Readonly<Record<string, string>>,
 ): Promise<JsonRpcResponse> {
-  // Telemetry: one child span per upstream attempt, ended with what the attempt came to.
-  const span = ctx.trace?.startAttempt(target, method);
-  if (span === undefined) return forwardAttempt(ctx, deps, target, method, params, headers, undefined);
   try {
-    const response = await forwardAttempt(ctx, deps, target, method, params, headers, span);
-    span.end(response);
-    return response;
+    // A retry after the user authorized upstream: the consent state is the gateway's own, and
+    // must not reach the upstream nor the MRTR bridge (which reads the request's own params).
+    const outbound = consumeConsentState(ctx, deps.consent, target, params);
+    if (outbound !== params) ctx = { ...ctx, request: { ...ctx.request, params: consumeConsentState(ctx, deps.consent, target, ctx.request.params) } };
+    // Telemetry: one child span per upstream attempt, ended with what the attempt came to.
+    const span = ctx.trace?.startAttempt(target, method);
+    if (span === undefined) return await forwardAttempt(ctx, deps, target, method, outbound, headers, undefined);
+    try {
+      const response = await forwardAttempt(ctx, deps, target, method, outbound, headers, span);
+      span.end(response);
+      return response;
+    } catch (err) {
+      span.end(undefined, err);
+      throw err;
+    }
   } catch (err) {
-    span.end(undefined, err);
+    if (err instanceof GatehouseError && err.code === 'UPSTREAM_AUTHORIZATION_REQUIRED' && err.details.data?.['elicitations'] === undefined) {
+      return authorizationRequired(ctx, deps.consent, err);
+    }
     throw err;
   }
 }
@@ -60,7 +74,7 @@ async function forwardAttempt(
   headers: Readonly<Record<string, string>> | undefined,
   span: AttemptSpan | undefined,
 ): Promise<JsonRpcResponse> {
-  const connection = await deps.registry.connectionFor(target, ctx.session);
+  const connection = await deps.registry.connectionFor(target, ctx.session, ctx.principal);
   ctx.record.target = target;
   ctx.record.upstreamTransport = connection.transportKind;
   let outbound = params;

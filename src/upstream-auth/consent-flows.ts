@@ -80,7 +80,7 @@ export interface ConsentFlowsOptions {
 interface FlowRecord {
   readonly elicitationId: string;
   readonly key: string;
-  readonly request: Omit<ConsentFlowRequest, 'scopes' | 'session'>;
+  request: Omit<ConsentFlowRequest, 'scopes' | 'session'>;
   scopes: readonly string[] | undefined;
   sessions: string[];
   expiresAt: number;
@@ -127,6 +127,8 @@ export class ConsentFlows {
     let record = existingId === undefined ? undefined : this.flows.get(existingId);
     if (record !== undefined && record.outcome === undefined && record.expiresAt > now) {
       record.scopes = mergeScopes(record.scopes, request.scopes);
+      // The latest reason is the true one (an operator's link, then a revoked refresh: re-consent).
+      record.request = { ...record.request, reason: request.reason };
       this.flows.delete(record.elicitationId);
     } else {
       const { scopes: _scopes, session: _session, ...rest } = request;

@@ -76,6 +76,7 @@ export class UpstreamConnection {
   private readonly byProgressToken = new Map<string, Pending>();
   private readyWaiters: Array<{ resolve(): void; reject(e: Error): void }> = [];
   private closing: Promise<void> | undefined;
+  private readonly closedListeners: Array<() => void> = [];
 
   constructor(options: ConnectionOptions) {
     this.options = options;
@@ -147,11 +148,19 @@ export class UpstreamConnection {
     return this.closing;
   }
 
+  /** Run `listener` once the connection is closed for good (the registry forgets it then). */
+  onClosed(listener: () => void): void {
+    if (this.stateValue === 'closed') listener();
+    else this.closedListeners.push(listener);
+  }
+
   private setState(state: ConnectionState): void {
     if (this.stateValue === 'closed' && state !== 'closed') return;
+    const wasClosed = this.stateValue === 'closed';
     this.stateValue = state;
     if (state === 'ready') for (const waiter of this.readyWaiters.splice(0)) waiter.resolve();
     this.options.onStateChange(state, this.factsValue);
+    if (state === 'closed' && !wasClosed) for (const listener of this.closedListeners.splice(0)) listener();
   }
 
   private whenReady(): Promise<void> {

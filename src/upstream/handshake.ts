@@ -125,8 +125,11 @@ async function probeModern(io: HandshakeIo, timeoutMs: number): Promise<Probe> {
     const versions = response.result['supportedVersions'];
     if (!Array.isArray(versions) || !versions.includes(MODERN_VERSION)) return { kind: 'legacy' };
     return { kind: 'modern', facts: factsFrom('modern', MODERN_VERSION, response.result, metaOf(response.result)?.[META_SERVER_INFO]) };
-  } catch {
-    // Any failure that is not a modern answer identifies a legacy server (versioning §compat).
+  } catch (err) {
+    // The third auth tier refusing is not an answer from the server: whatever era it speaks,
+    // the user (or an operator) must act first, and the call must say so.
+    if (err instanceof GatehouseError && (err.code === 'UPSTREAM_AUTHORIZATION_REQUIRED' || err.code === 'UPSTREAM_CREDENTIAL_UNAVAILABLE')) throw err;
+    // Any other failure that is not a modern answer identifies a legacy server (versioning §compat).
     return { kind: 'legacy' };
   }
 }

@@ -10,10 +10,12 @@ import type { TargetListing } from '../catalog/catalog.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import type { JsonObject, JsonRpcNotification } from '../protocol/jsonrpc.ts';
 import type { DownstreamSession } from '../downstream/session.ts';
+import type { Principal } from '../auth/principal.ts';
 import { UpstreamConnection, type ConnectionState, type ServerFacts } from './connection.ts';
 import { createTransport } from './transports.ts';
 import { listAll } from './discovery.ts';
 import { ChangeListener } from './change-listener.ts';
+import type { UpstreamAuthorizations, UserRef } from '../upstream-auth/upstream-credential.ts';
 
 export interface TargetHealth {
   name: string;
@@ -39,6 +41,14 @@ export interface RegistryEvents {
   onResourceUpdated(target: string, params: JsonObject): void;
   /** A log line about a target (stderr, skipped output, state changes). */
   onTargetLog(target: string, level: 'info' | 'warn', message: string, fields?: JsonObject): void;
+  /**
+   * The third auth tier for the current snapshot: credentials for connections. Undefined while
+   * none is built (no vault, tests); then `static`/`client-credentials` targets connect without
+   * one only if their mode is `none`, and `user-oauth` targets fail closed.
+   */
+  credentials?(): UpstreamAuthorizations | undefined;
+  /** Bumped when the credential service is rebuilt: connections holding older credentials reconnect. */
+  credentialGeneration?(): number;
 }
 
 interface TargetEntry {
@@ -53,6 +63,14 @@ interface TargetEntry {
   listener: ChangeListener | undefined;
   /** The discovery after the latest handshake; start() waits for the first. */
   discovery: Promise<void> | undefined;
+  /**
+   * `user-oauth` targets: one connection per user, carrying that user's upstream token, keyed
+   * by `tenant\0user`. `connection` is then the first of them to come up, used for discovery
+   * (the listing is per target; see docs/upstream-credentials.md).
+   */
+  users: Map<string, Promise<UpstreamConnection>>;
+  /** The credential service generation the connections were built with. */
+  credentialGeneration: number;
 }
 
 export class UpstreamRegistry {
@@ -72,22 +90,28 @@ export class UpstreamRegistry {
     const stops: Promise<void>[] = [];
     for (const [name, entry] of this.targets) {
       const next = config.targets[name];
-      if (next === undefined || !isDeepStrictEqual(next, entry.config)) {
+      const staleCredentials = next?.credentials.mode !== 'none' && entry.credentialGeneration !== this.credentialGeneration();
+      if (next === undefined || staleCredentials || !isDeepStrictEqual(next, entry.config)) {
         this.targets.delete(name);
         entry.listener?.stop();
         if (entry.connection) stops.push(entry.connection.close());
+        stops.push(...closeUsers(entry));
       }
     }
     const starts: Promise<void>[] = [];
     for (const [name, target] of Object.entries(config.targets)) {
       if (this.targets.has(name)) continue;
-      const entry: TargetEntry = { config: target, connection: undefined, listing: emptyListing(name), lastError: undefined, failed: false, generation: 0, listener: undefined, discovery: undefined };
+      const entry: TargetEntry = { config: target, connection: undefined, listing: emptyListing(name), lastError: undefined, failed: false, generation: 0, listener: undefined, discovery: undefined, users: new Map(), credentialGeneration: this.credentialGeneration() };
       this.targets.set(name, entry);
-      if (target.enabled) starts.push(this.startTarget(name, entry));
+      if (target.enabled) starts.push(target.credentials.mode === 'user-oauth' ? this.startUserTarget(name, entry) : this.startTarget(name, entry));
     }
     await Promise.all(stops);
     this.events.onListingsChanged(new Set(['tools', 'prompts', 'resources']));
     await Promise.all(starts);
+  }
+
+  private credentialGeneration(): number {
+    return this.events.credentialGeneration?.() ?? 0;
   }
 
   /** Listings of every target, in config (name) order. */
@@ -119,9 +143,10 @@ export class UpstreamRegistry {
   }
 
   /** The connection a call from `session` to `target` uses. */
-  async connectionFor(target: string, session: DownstreamSession): Promise<UpstreamConnection> {
+  async connectionFor(target: string, session: DownstreamSession, principal: Principal = session.principal): Promise<UpstreamConnection> {
     const entry = this.targets.get(target);
     if (entry === undefined || !entry.config.enabled) throw new GatehouseError('UPSTREAM_UNAVAILABLE', `target ${target} is not available`);
+    if (entry.config.credentials.mode === 'user-oauth') return this.userConnection(target, entry, { tenant: principal.tenant, user: principal.user });
     if (entry.config.sessionMode === 'per-session' && session.era === 'legacy') return this.sessionConnection(target, entry, session);
     if (entry.connection === undefined) throw new GatehouseError('UPSTREAM_UNAVAILABLE', `target ${target} is not connected`);
     return entry.connection;
@@ -152,6 +177,7 @@ export class UpstreamRegistry {
     for (const entry of this.targets.values()) {
       entry.listener?.stop();
       if (entry.connection) all.push(entry.connection.close());
+      all.push(...closeUsers(entry));
     }
     for (const conns of this.perSession.values()) for (const c of conns.values()) all.push(c.then((x) => x.close(), () => undefined));
     this.targets.clear();
@@ -159,10 +185,16 @@ export class UpstreamRegistry {
     await Promise.all(all);
   }
 
-  private createConnection(name: string, config: TargetConfig, onNotification: (m: JsonRpcNotification) => void, onReady: (facts: ServerFacts | undefined) => void): UpstreamConnection {
+  private createConnection(
+    name: string,
+    config: TargetConfig,
+    onNotification: (m: JsonRpcNotification) => void,
+    onReady: (facts: ServerFacts | undefined) => void,
+    who?: UserRef,
+  ): UpstreamConnection {
     return new UpstreamConnection({
       target: name,
-      transport: createTransport(config, this.clock),
+      transport: createTransport(config, this.clock, process.env, this.transportCredentials(name, config, who)),
       era: config.era,
       connectTimeoutMs: config.connectTimeoutMs,
       clock: this.clock,
@@ -175,18 +207,153 @@ export class UpstreamRegistry {
     });
   }
 
-  private async startTarget(name: string, entry: TargetEntry): Promise<void> {
-    const connection = this.createConnection(
-      name,
-      entry.config,
-      (message) => this.onSharedNotification(name, entry, message),
-      (facts) => {
-        this.listen(name, entry, facts);
-        entry.discovery = this.discover(name, entry, new Set(['tools', 'prompts', 'resources']));
+  /**
+   * What the transport of a connection to `name` authenticates with. A mode that needs the
+   * credential service while there is none fails closed: the connection is not attempted.
+   */
+  private transportCredentials(name: string, config: TargetConfig, who: UserRef | undefined): Parameters<typeof createTransport>[3] {
+    const mode = config.credentials.mode;
+    if (mode === 'none') return undefined;
+    const service = this.events.credentials?.();
+    if (service === undefined) throw new GatehouseError('UPSTREAM_CREDENTIAL_UNAVAILABLE', `target ${name} needs upstream credentials but no credential service is running`);
+    if (who !== undefined) return { credential: service.userCredential(name, who) };
+    if (config.transport === 'stdio') return { secretEnv: service.childEnvironment(name) };
+    return { credential: service.serviceCredential(name) };
+  }
+
+  /**
+   * A `user-oauth` target has no shared connection: each user's calls go over a connection
+   * carrying their own token. Discovery needs one of them; after a restart, the first user of
+   * the target's tenant who still holds an active token opens it. Until some user authorizes,
+   * the target lists nothing (an operator can start a first authorization; see the docs).
+   */
+  private async startUserTarget(name: string, entry: TargetEntry): Promise<void> {
+    const service = this.events.credentials?.();
+    if (service === undefined) {
+      entry.failed = true;
+      entry.lastError = 'user-oauth target without a credential service (configure vault.keys)';
+      this.events.onTargetLog(name, 'warn', `target failed to start: ${entry.lastError}`);
+      return;
+    }
+    let users: UserRef[];
+    try {
+      users = await service.authorizedUsers(name, entry.config.tenant);
+    } catch (err) {
+      entry.lastError = `authorized users could not be read: ${(err as Error).message}`;
+      this.events.onTargetLog(name, 'warn', entry.lastError);
+      return;
+    }
+    for (const who of users) {
+      try {
+        await this.userConnection(name, entry, who);
+        await entry.discovery;
+        return;
+      } catch (err) {
+        this.events.onTargetLog(name, 'info', `discovery as an authorized user failed: ${(err as Error).message}`);
+      }
+    }
+    if (users.length === 0) this.events.onTargetLog(name, 'info', 'no user has authorized this target yet: it lists nothing until one does');
+  }
+
+  /**
+   * `who` just authorized `target` (a connect flow completed). A target nobody had authorized
+   * yet lists nothing, so no call could ever open a connection for discovery: open theirs now.
+   * A connection they already had is dropped, so the next call starts on the new token.
+   */
+  async userAuthorized(target: string, who: UserRef): Promise<void> {
+    const entry = this.targets.get(target);
+    if (entry === undefined || !entry.config.enabled || entry.config.credentials.mode !== 'user-oauth') return;
+    await this.forgetUser(target, who);
+    if (entry.connection !== undefined && entry.connection.state !== 'closed') return;
+    try {
+      await this.userConnection(target, entry, who);
+      await entry.discovery;
+    } catch (err) {
+      this.events.onTargetLog(target, 'warn', `discovery after a user's authorization failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Close `who`'s connection to `target` (their credential was revoked or replaced). */
+  async forgetUser(target: string, who: UserRef): Promise<void> {
+    const entry = this.targets.get(target);
+    const key = `${who.tenant}\u0000${who.user}`;
+    const pending = entry?.users.get(key);
+    if (entry === undefined || pending === undefined) return;
+    entry.users.delete(key);
+    await pending.then((c) => c.close(), () => undefined);
+  }
+
+  /** The connection carrying `who`'s upstream token; refused before any network when they hold none. */
+  private userConnection(name: string, entry: TargetEntry, who: UserRef): Promise<UpstreamConnection> {
+    const key = `${who.tenant}\u0000${who.user}`;
+    const existing = entry.users.get(key);
+    if (existing !== undefined) return existing;
+    const pending = (async () => {
+      const service = this.events.credentials?.();
+      if (service === undefined) throw new GatehouseError('UPSTREAM_CREDENTIAL_UNAVAILABLE', `target ${name} needs upstream credentials but no credential service is running`);
+      const state = await service.userAuthorization(name, who);
+      if (state !== 'active') {
+        throw new GatehouseError('UPSTREAM_AUTHORIZATION_REQUIRED', `${name} needs your authorization before the gateway can call it for you`, {
+          data: { target: name, reason: state === 'absent' ? 'not_authorized' : 'reconsent' },
+        });
+      }
+      const connection = this.createConnection(
+        name,
+        entry.config,
+        (message) => this.onUserNotification(name, entry, connection, message),
+        (facts) => {
+          // The first user connection up serves discovery (and list-change streams) for the target.
+          if (entry.connection !== undefined && entry.connection !== connection && entry.connection.state !== 'closed') return;
+          entry.connection = connection;
+          this.listen(name, entry, facts);
+          entry.discovery = this.discover(name, entry, new Set(['tools', 'prompts', 'resources']));
+        },
+        who,
+      );
+      try {
+        await connection.start();
+      } catch (err) {
+        if (entry.connection === connection) entry.connection = undefined;
+        throw err;
+      }
+      return connection;
+    })();
+    entry.users.set(key, pending);
+    // A failed or closed connection is forgotten, so the next call checks the vault again
+    // (the user may have authorized in the meantime).
+    pending.then(
+      (connection) => {
+        const forget = (): void => {
+          if (entry.users.get(key) === pending) entry.users.delete(key);
+          if (entry.connection === connection) entry.connection = undefined;
+        };
+        if (connection.state === 'closed') forget();
+        else connection.onClosed(forget);
+      },
+      () => {
+        if (entry.users.get(key) === pending) entry.users.delete(key);
       },
     );
-    entry.connection = connection;
+    return pending;
+  }
+
+  private onUserNotification(name: string, entry: TargetEntry, connection: UpstreamConnection, message: JsonRpcNotification): void {
+    // List changes and resource updates matter once per target: from the discovery connection.
+    if (entry.connection === connection) this.onSharedNotification(name, entry, message);
+  }
+
+  private async startTarget(name: string, entry: TargetEntry): Promise<void> {
     try {
+      const connection = this.createConnection(
+        name,
+        entry.config,
+        (message) => this.onSharedNotification(name, entry, message),
+        (facts) => {
+          this.listen(name, entry, facts);
+          entry.discovery = this.discover(name, entry, new Set(['tools', 'prompts', 'resources']));
+        },
+      );
+      entry.connection = connection;
       await connection.start();
       entry.failed = false;
       entry.lastError = undefined;
@@ -286,6 +453,12 @@ export class UpstreamRegistry {
     }
     return pending;
   }
+}
+
+function closeUsers(entry: TargetEntry): Promise<void>[] {
+  const all = [...entry.users.values()].map((c) => c.then((x) => x.close(), () => undefined));
+  entry.users.clear();
+  return all;
 }
 
 function emptyListing(target: string): TargetListing {

@@ -1,0 +1,197 @@
+/**
+ * The third auth tier as the gateway runs it: the credential vault (once the store is open),
+ * the upstream authorizer of the current config, the connect-page flows and routes, and the
+ * background refresh job. The gateway holds one; nothing here runs per call except through
+ * the credentials the registry hands to transports.
+ *
+ * The authorizer is rebuilt only when a reload changes what it is built from (the targets'
+ * credentials, the vault settings): it holds per-user credential state, which a rebuild
+ * forgets (consents under way are kept here and survive it). `generation` tells the registry which connections carry an older
+ * authorizer's credentials, so those reconnect with the new ones.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { GatehouseError } from '../protocol/errors.ts';
+import { repeatEvery, type Clock } from '../clock.ts';
+import type { GatehouseConfig } from '../config/schema.ts';
+import type { GatewayLogger } from '../telemetry/log.ts';
+import type { Store } from '../storage/store.ts';
+import { SqlStore } from '../storage/sql-store.ts';
+import { createVaultCipher } from '../vault/vault-cipher.ts';
+import { createCredentialVault, type CredentialSubject, type CredentialVault } from '../vault/credential-vault.ts';
+import type { BrowserIdentity } from '../auth/connect-identity.ts';
+import type { ConsentElicitations } from '../routing/upstream-authorization.ts';
+import { createUpstreamAuthorizer } from './upstream-authorizer.ts';
+import { PendingAuthorizations } from './user-authorization.ts';
+import { ConsentFlows } from './consent-flows.ts';
+import { createConnectRoutes, type ConnectRoutes } from './connect-routes.ts';
+import type { UpstreamAuthorizations, UserRef } from './upstream-credential.ts';
+
+export interface UpstreamAuthRuntimeOptions {
+  clock: Clock;
+  logger: GatewayLogger;
+  config(): Readonly<GatehouseConfig>;
+  /** Where `secretRef.file` paths resolve from. */
+  configDir: string;
+  publicBase(): string;
+  /** `auth.mode: oauth`: the authorization server's browser identity check. */
+  identity(): BrowserIdentity | undefined;
+  /** The session a completed consent should be told about (`notifications/elicitation/complete`). */
+  notifySession(sessionId: string, elicitationId: string): void;
+  /** A user now holds a fresh token at a target: the registry reconnects them (and discovers a new target). */
+  onUserAuthorized(target: string, who: UserRef): void;
+  /** A user's credential at a target is gone: the registry closes their connection. */
+  onUserDisconnected(target: string, who: UserRef): Promise<void>;
+}
+
+/** What the authorizer is built from: a reload that leaves this alone keeps it. */
+function credentialInputs(config: Readonly<GatehouseConfig>): unknown {
+  return {
+    vault: config.vault,
+    targets: Object.entries(config.targets).map(([name, t]) => [name, t.tenant, t.transport, t.transport === 'stdio' ? t.command : t.url, t.credentials]),
+    publicUrl: config.auth.publicUrl,
+  };
+}
+
+export class UpstreamAuthRuntime {
+  readonly flows: ConsentFlows;
+  readonly routes: ConnectRoutes;
+  private readonly options: UpstreamAuthRuntimeOptions;
+  private vaultValue: CredentialVault | undefined;
+  private authorizer: (UpstreamAuthorizations & { close(): void }) | undefined;
+  private builtFrom: unknown;
+  private generationValue = 0;
+  private stopRefresh: (() => void) | undefined;
+  /** Consents under way outlive an authorizer rebuild: a reload mid-consent strands nobody. */
+  private readonly pending: PendingAuthorizations;
+
+  constructor(options: UpstreamAuthRuntimeOptions) {
+    this.options = options;
+    this.pending = new PendingAuthorizations(options.clock);
+    this.flows = new ConsentFlows({
+      clock: options.clock,
+      publicBase: options.publicBase,
+      config: options.config,
+      onListenerError: (err) => options.logger.warn({ kind: 'upstream-auth', err }, 'a consent completion listener failed'),
+    });
+    this.flows.onComplete((flow) => {
+      if (flow.status !== 'completed') return;
+      options.onUserAuthorized(flow.target, { tenant: flow.tenant, user: flow.user });
+      for (const session of flow.sessions) options.notifySession(session, flow.elicitationId);
+    });
+    this.routes = createConnectRoutes({
+      flows: this.flows,
+      clock: options.clock,
+      config: options.config,
+      publicBase: options.publicBase,
+      upstream: () => this.authorizer,
+      identity: options.identity,
+      logger: options.logger,
+    });
+  }
+
+  /** The vault, once start() found keys and a SQL store. */
+  get vault(): CredentialVault | undefined {
+    return this.vaultValue;
+  }
+
+  /** The authorizer of the current config (the registry's credential source). */
+  get authorizations(): UpstreamAuthorizations | undefined {
+    return this.authorizer;
+  }
+
+  /** Bumped on every authorizer rebuild. */
+  get generation(): number {
+    return this.generationValue;
+  }
+
+  /** Flows as routing sees them. */
+  get elicitations(): ConsentElicitations {
+    return this.flows;
+  }
+
+  /** An operator-started flow (the first user of a target): the target must be a `user-oauth` one of that tenant. */
+  startConnect(request: { tenant: string; target: string; user: string; agent: string }): { elicitationId: string; url: string; expiresAt: number } {
+    const target = this.options.config().targets[request.target];
+    if (target === undefined || target.credentials.mode !== 'user-oauth' || target.tenant !== request.tenant) {
+      throw new GatehouseError('INVALID_PARAMS', `target ${request.target} is not a user-oauth target of tenant ${request.tenant}`);
+    }
+    return this.flows.create({ ...request, reason: 'not_authorized' });
+  }
+
+  /**
+   * An operator revokes credentials (admin DELETE): each user's tokens are revoked upstream
+   * (RFC 7009, when the server offers it) and forgotten in memory too, and their connection
+   * closes; otherwise a live connection would keep using, and refresh back into the vault, a
+   * token the operator deleted. Then the rows go.
+   */
+  async revoke(filter: { tenant: string; target: string; subject?: CredentialSubject | undefined }): Promise<number> {
+    const vault = this.vaultValue;
+    if (vault === undefined) throw new GatehouseError('NOT_FOUND', 'no credential vault runs here (vault.keys is empty)');
+    const rows = await vault.list(filter);
+    const users = [...new Set(rows.filter((r) => r.key.kind === 'oauth-tokens').map((r) => r.key.subject).filter((s) => s.startsWith('user:')))];
+    for (const subject of users) {
+      const who = { tenant: filter.tenant, user: subject.slice('user:'.length) };
+      await this.authorizer?.disconnectUser(filter.target, who).catch(() => false);
+      await this.options.onUserDisconnected(filter.target, who);
+    }
+    await vault.deleteWhere(filter);
+    // What the operator named and is now gone (disconnectUser already removed the users' rows).
+    return rows.length;
+  }
+
+  /**
+   * Open the vault (a bad key refuses the start: nothing would decrypt), build the authorizer
+   * and start the refresh job. Without `vault.keys` there is no vault: static credentials still
+   * work, OAuth modes fail closed.
+   */
+  async start(store: Store | undefined): Promise<void> {
+    const config = this.options.config();
+    if (config.vault.keys.length > 0) {
+      const cipher = createVaultCipher(config.vault, this.options.configDir);
+      if (store instanceof SqlStore) this.vaultValue = createCredentialVault(store.credentialTable(), cipher, this.options.clock);
+      else this.options.logger.warn({ kind: 'upstream-auth' }, 'vault keys are configured but the store keeps no credentials; OAuth upstream credentials fail closed');
+    }
+    this.build(config);
+    const refresh = config.vault.refresh;
+    this.stopRefresh = repeatEvery(
+      this.options.clock,
+      refresh.intervalMs,
+      async () => {
+        const outcome = await this.authorizer?.refreshDue();
+        if (outcome !== undefined && outcome.refreshed + outcome.failed + outcome.needsConsent > 0) {
+          this.options.logger.info({ kind: 'upstream-auth', ...outcome }, 'upstream credential refresh pass');
+        }
+      },
+      (err) => this.options.logger.warn({ kind: 'upstream-auth', err }, 'upstream credential refresh pass failed'),
+    );
+  }
+
+  /** A new config: rebuild the authorizer when its inputs changed. Returns whether it did. */
+  reload(config: Readonly<GatehouseConfig>): boolean {
+    if (isDeepStrictEqual(credentialInputs(config), this.builtFrom)) return false;
+    this.build(config);
+    return true;
+  }
+
+  stop(): void {
+    this.stopRefresh?.();
+    this.stopRefresh = undefined;
+    this.authorizer?.close();
+  }
+
+  private build(config: Readonly<GatehouseConfig>): void {
+    const previous = this.authorizer;
+    const logger = this.options.logger;
+    this.authorizer = createUpstreamAuthorizer(config as GatehouseConfig, {
+      vault: this.vaultValue,
+      clock: this.options.clock,
+      configDir: this.options.configDir,
+      publicUrl: this.options.publicBase(),
+      pending: this.pending,
+      log: (level, message, fields) => logger[level]({ kind: 'upstream-auth', ...fields }, message),
+    });
+    this.builtFrom = credentialInputs(config);
+    this.generationValue++;
+    previous?.close();
+  }
+}
