@@ -2,16 +2,22 @@
 // scenario the suite starts a mock MCP server and runs client-harness.ts with its URL, which
 // puts a gateway in front of it. Scenarios run one at a time (sse-retry measures timing, so it
 // must not share two cores with the others). The suite runs under the `node@22` package from
-// the npm registry; the harness runs on this machine's Node (process.execPath). Auth scenarios
-// are not run yet: the gateway has no upstream OAuth client.
+// the npm registry; the harness runs on this machine's Node (process.execPath). The auth/*
+// scenarios run auth-client-harness.ts instead: the gateway's upstream OAuth client
+// (src/upstream-auth) against the suite's mock authorization servers, the harness playing the
+// consenting user.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { REPO_ROOT } from '../fixtures/fixture-process.ts';
 
 interface ClientRun {
   scenario: string;
-  /** `--spec-version` for 0.2.x, which runs a scenario at one wire era; 0.1.x has only one. */
-  specVersion?: '2025-11-25' | '2026-07-28';
+  /** `--spec-version` for 0.2.x, which runs a scenario at one wire era; 0.1.x has only one. Extensions take none. */
+  specVersion?: '2025-03-26' | '2025-11-25' | '2026-07-28';
+  /** auth/* scenarios: the upstream OAuth client's harness rather than a gateway in front of the mock. */
+  harness?: 'auth';
+  /** Why this run is known to fail (reported, not counted as a failure). */
+  knownFailure?: string;
 }
 
 /** The four scored 2025-11-25 client scenarios that need no authorization. */
@@ -31,9 +37,37 @@ const MODERN_ONLY = [
   'json-schema-ref-no-deref',
 ];
 
+/** The auth/* scenarios scored for 2025-11-25 (both suite lines). */
+const AUTH = [
+  'auth/metadata-default', 'auth/metadata-var1', 'auth/metadata-var2', 'auth/metadata-var3', 'auth/basic-cimd',
+  'auth/scope-from-www-authenticate', 'auth/scope-from-scopes-supported', 'auth/scope-omitted-when-undefined',
+  'auth/scope-step-up', 'auth/scope-retry-limit',
+  'auth/token-endpoint-auth-basic', 'auth/token-endpoint-auth-post', 'auth/token-endpoint-auth-none', 'auth/pre-registration',
+];
+/** Back-compat with 2025-03-26 servers (no protected resource metadata; no metadata at all). */
+const AUTH_BACKCOMPAT = ['auth/2025-03-26-oauth-metadata-backcompat', 'auth/2025-03-26-oauth-endpoint-fallback'];
+/** Extensions: client credentials (basic, private_key_jwt) and SEP-990 cross-app access (renamed in 0.2). */
+const AUTH_EXTENSIONS_01 = ['auth/client-credentials-basic', 'auth/client-credentials-jwt', 'auth/cross-app-access-complete-flow'];
+const AUTH_EXTENSIONS_02 = ['auth/client-credentials-basic', 'auth/client-credentials-jwt', 'auth/enterprise-managed-authorization'];
+/**
+ * 0.1.16's mock serves this scenario's authorization server metadata with an `issuer` that is
+ * not the URL it is served from; the SDK refuses such metadata (RFC 8414 §3.3), as it should.
+ * 0.2.x fixed the mock (`metadataIssuer`).
+ */
+const ISSUER_MOCK_BUG = '0.1.16 mock: metadata issuer differs from its URL (RFC 8414 §3.3); fixed in 0.2';
+
+const auth = (scenario: string, specVersion?: ClientRun['specVersion'], knownFailure?: string): ClientRun => ({
+  scenario, harness: 'auth', ...(specVersion === undefined ? {} : { specVersion }), ...(knownFailure === undefined ? {} : { knownFailure }),
+});
+
 /** Scenarios per suite line, keyed by the version's `major.minor`. */
 const RUNS: Readonly<Record<string, readonly ClientRun[]>> = {
-  '0.1': CORE.map((scenario) => ({ scenario })),
+  '0.1': [
+    ...CORE.map((scenario) => ({ scenario })),
+    ...AUTH.map((scenario) => auth(scenario)),
+    ...AUTH_BACKCOMPAT.map((scenario) => auth(scenario, undefined, scenario === 'auth/2025-03-26-oauth-metadata-backcompat' ? ISSUER_MOCK_BUG : undefined)),
+    ...AUTH_EXTENSIONS_01.map((scenario) => auth(scenario)),
+  ],
   '0.2': [
     ...CORE.map((scenario) => ({ scenario, specVersion: '2025-11-25' as const })),
     // Not scored for 2025-11-25 (added after release), but a gateway must pass schemas through untouched.
@@ -43,10 +77,14 @@ const RUNS: Readonly<Record<string, readonly ClientRun[]>> = {
     { scenario: 'tools_call', specVersion: '2026-07-28' },
     { scenario: 'json-schema-2020-12-preservation', specVersion: '2026-07-28' },
     ...MODERN_ONLY.map((scenario) => ({ scenario, specVersion: '2026-07-28' as const })),
+    ...AUTH.map((scenario) => auth(scenario, '2025-11-25')),
+    ...AUTH_BACKCOMPAT.map((scenario) => auth(scenario, '2025-03-26')),
+    ...AUTH_EXTENSIONS_02.map((scenario) => auth(scenario)),
   ],
 };
 
 const HARNESS = path.join(REPO_ROOT, 'test/conformance/client-harness.ts');
+const AUTH_HARNESS = path.join(REPO_ROOT, 'test/conformance/auth-client-harness.ts');
 /** Per run: the first npx download of a package takes about 20 s, a scenario a few seconds. */
 const RUN_TIMEOUT_MS = 120_000;
 /** The suite's own bound on the harness process. */
@@ -108,12 +146,12 @@ function summaryOf(output: string): string {
  */
 export async function runClientScenarios(outDir: string, pkg: string): Promise<number> {
   // The suite splits --command on spaces, so neither path may contain one.
-  if (/\s/.test(process.execPath) || /\s/.test(HARNESS)) throw new Error('node and the harness must live at paths without spaces');
-  const command = `${process.execPath} --import tsx ${HARNESS}`;
+  if (/\s/.test(process.execPath) || /\s/.test(REPO_ROOT)) throw new Error('node and the harness must live at paths without spaces');
   let failed = 0;
   const checks = { passed: 0, failed: 0, warnings: 0 };
   for (const run of runsFor(pkg)) {
     const era = run.specVersion === undefined ? [] : ['--spec-version', run.specVersion];
+    const command = `${process.execPath} --import tsx ${run.harness === 'auth' ? AUTH_HARNESS : HARNESS}`;
     process.stdout.write(`\n=== conformance client ${run.scenario}${run.specVersion ? ` (${run.specVersion})` : ''} with ${pkg}\n`);
     const { code, output } = await runOne([
       '-y', '-p', 'node@22', '-p', pkg, '--', 'conformance', 'client',
@@ -127,7 +165,8 @@ export async function runClientScenarios(outDir: string, pkg: string): Promise<n
       checks.warnings += Number(counts[3]);
     }
     if (code === null) process.stdout.write(`timed out after ${RUN_TIMEOUT_MS} ms; killed\n`);
-    if (code !== 0) failed++;
+    if (code !== 0 && run.knownFailure !== undefined) process.stdout.write(`known failure, not counted: ${run.knownFailure}\n`);
+    else if (code !== 0) failed++;
   }
   // Summed from the per-scenario lines above, in the suite's own `Total:` format.
   process.stdout.write(`\nclient scenarios with ${pkg}: Total: ${checks.passed} passed, ${checks.failed} failed, ${checks.warnings} warnings (${failed} of ${runsFor(pkg).length} runs failed; results in ${outDir})\n`);
