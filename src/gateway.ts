@@ -46,13 +46,14 @@ import { TASK_ID_KEY_BYTES, TaskIdKey } from './routing/tasks.ts';
 import { UpstreamAuthRuntime } from './upstream-auth/upstream-auth-runtime.ts';
 import { credentialRoutes } from './admin/credential-routes.ts';
 import type { BrowserIdentity } from './auth/connect-identity.ts';
+import type { SubjectAssertionInput } from './auth/authorization-server.ts';
 
 /** The row of `gatehouse_gateway_secret` holding the task id key. */
 const TASK_ID_KEY_SECRET = 'task-id-key';
 
 /** The OAuth authorization server as the gateway mounts it: its HTTP routes, its token view, and its teardown. */
 export type AuthorizationServerMount = AuthorizationServerRoutes &
-  TokenIssuerView & { close?(): Promise<void>; rotateSigningKeys?(): Promise<{ kid: string }>; browserIdentity?: BrowserIdentity };
+  TokenIssuerView & { close?(): Promise<void>; rotateSigningKeys?(): Promise<{ kid: string }>; browserIdentity?: BrowserIdentity; mintSubjectAssertion?(input: SubjectAssertionInput): Promise<string> };
 
 /** What the authorization server is built from, once the store is open and the port bound. */
 export interface AuthorizationServerContext {
@@ -151,6 +152,11 @@ export class Gateway {
       configDir: options.configDir ?? process.cwd(),
       publicBase: () => this.publicBase,
       identity: () => this.authorizationServer?.browserIdentity,
+      assertionSigner: () => {
+        const as = this.authorizationServer;
+        const mint = as?.mintSubjectAssertion;
+        return mint === undefined ? undefined : { mintSubjectAssertion: (input) => mint.call(as, input) };
+      },
       notifySession: (id, elicitationId) =>
         this.sessions.peek(id)?.session.unsolicited?.send({ jsonrpc: '2.0', method: 'notifications/elicitation/complete', params: { elicitationId } }),
       onUserAuthorized: (target, who) => void this.registry.userAuthorized(target, who),

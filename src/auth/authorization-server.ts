@@ -50,6 +50,28 @@ export interface MintAccessTokenInput {
   gid?: string;
 }
 
+/**
+ * A subject token for RFC 8693 token exchange at an upstream's authorization server (upstream
+ * targets with `tokenExchange.subjectToken: gateway-assertion`): the gateway asserts that the
+ * user is calling, through that agent, for that audience only.
+ */
+export interface SubjectAssertionInput {
+  tenant: string;
+  user: string;
+  /** The agent (OAuth client id) acting for the user: the assertion's `act.sub`. */
+  agent?: string | undefined;
+  /** The upstream authorization server (its issuer, or the configured `tokenExchange.audience`). */
+  audience: string;
+}
+
+/**
+ * Lifetime of a subject assertion: it is presented once, at once, so minutes would only widen
+ * the window for a copy (and stays within the 5 minutes upstreams commonly allow).
+ */
+export const SUBJECT_ASSERTION_TTL_SECONDS = 120;
+/** The assertion's `typ`: a plain JWT, so it can never pass as one of the gateway's `at+jwt` access tokens. */
+export const SUBJECT_ASSERTION_TYP = 'JWT';
+
 export interface AuthorizationServer {
   /** `${publicBase}/oauth`. */
   readonly issuer: string;
@@ -69,6 +91,13 @@ export interface AuthorizationServer {
   revoke(kind: 'jti' | 'gid', id: string, expiresAt: number): Promise<void>;
   /** Mint an access token in the exact format above (custom grants: ID-JAG, token exchange). */
   mintAccessToken(input: MintAccessTokenInput): Promise<{ token: string; expiresIn: number; jti: string }>;
+  /**
+   * Sign a subject assertion with the current signing key (verifiable at `<issuer>/jwks`):
+   * header `typ: JWT`, `alg: ES256`, `kid`; claims `iss` (the issuer), `sub` (the user), `aud`
+   * (the audience, a string), `iat`, `exp` (+ SUBJECT_ASSERTION_TTL_SECONDS), `jti`, `tenant`,
+   * and `act: { sub: <agent> }` when the agent is known. Not an access token for any resource.
+   */
+  mintSubjectAssertion(input: SubjectAssertionInput): Promise<string>;
   /** Human users: the IdP login writes here; tokens take tenant and roles from here. */
   readonly accounts: {
     upsert(account: OAuthAccount): Promise<void>;
@@ -266,11 +295,31 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
       roles: input.roles,
       ...(input.gid === undefined ? {} : { gid: input.gid }),
     };
+    return { token: signJwt('at+jwt', payload), expiresIn, jti };
+  }
+
+  /** A compact JWS over `payload` with the current key. */
+  function signJwt(typ: string, payload: Record<string, unknown>): string {
     const current = keys.current();
     const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
-    const signingInput = `${encode({ alg: SIGNING_ALG, typ: 'at+jwt', kid: current.kid })}.${encode(payload)}`;
+    const signingInput = `${encode({ alg: SIGNING_ALG, typ, kid: current.kid })}.${encode(payload)}`;
     const { signature } = keys.signCurrent(Buffer.from(signingInput));
-    return { token: `${signingInput}.${signature.toString('base64url')}`, expiresIn, jti };
+    return `${signingInput}.${signature.toString('base64url')}`;
+  }
+
+  async function mintSubjectAssertion(input: SubjectAssertionInput): Promise<string> {
+    if (input.audience === '' || input.user === '') throw new Error('a subject assertion needs a user and an audience');
+    const iat = Math.floor(clock.now() / 1000);
+    return signJwt(SUBJECT_ASSERTION_TYP, {
+      iss: issuer,
+      sub: input.user,
+      aud: input.audience,
+      iat,
+      exp: iat + SUBJECT_ASSERTION_TTL_SECONDS,
+      jti: randomBytes(32).toString('base64url'),
+      tenant: input.tenant,
+      ...(input.agent === undefined ? {} : { act: { sub: input.agent } }),
+    });
   }
 
   return {
@@ -281,6 +330,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     isRevoked: (claims) => revocations.isRevoked(claims),
     revoke: (kind, id, expiresAt) => revocations.revoke(kind, id, expiresAt),
     mintAccessToken,
+    mintSubjectAssertion,
     accounts: {
       upsert: (account) => store.upsertAccount({ id: account.id, tenant: account.tenant, roles: [...account.roles], claims: account.claims, updatedAt: clock.now() }),
       find: async (id) => {

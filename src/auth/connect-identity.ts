@@ -85,8 +85,12 @@ export interface BrowserUser {
 
 /** The connect page's view of the round trip. */
 export interface BrowserIdentity {
-  /** The authorization request to send the browser to; undefined when `tenant` has no connect client. */
-  authorizationUrl(input: { tenant: string; state: string; codeChallenge: string }): string | undefined;
+  /**
+   * The authorization request to send the browser to; undefined when `tenant` has no connect
+   * client. `prompt: 'login'` makes the user sign in at the IdP again even with a session (a
+   * fresh login keeps a fresh ID token for cross-app access).
+   */
+  authorizationUrl(input: { tenant: string; state: string; codeChallenge: string; prompt?: 'login' | undefined }): string | undefined;
   /**
    * Redeem a code that came back to the connect page: it must be the tenant's connect client's,
    * unused, unexpired, for this redirect URI and this PKCE verifier. Resolves the account, or
@@ -106,7 +110,7 @@ export function createBrowserIdentity(input: {
   // The clients registered when the provider was built; a tenant added by a reload has none until a restart.
   const tenants = new Set(input.tenants);
   return {
-    authorizationUrl({ tenant, state, codeChallenge }) {
+    authorizationUrl({ tenant, state, codeChallenge, prompt }) {
       if (!tenants.has(tenant)) return undefined;
       const url = new URL(`${input.issuer}/auth`);
       url.search = new URLSearchParams({
@@ -117,6 +121,7 @@ export function createBrowserIdentity(input: {
         state,
         code_challenge: codeChallenge,
         code_challenge_method: 'S256',
+        ...(prompt === undefined ? {} : { prompt }),
       }).toString();
       return url.href;
     },

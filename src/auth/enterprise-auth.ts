@@ -8,7 +8,7 @@ import type { Clock } from '../clock.ts';
 import type { AuthConfig } from '../config/auth-schema.ts';
 import type { AuthorizationServer } from './authorization-server.ts';
 import { registerIdJagGrant, JWT_BEARER_GRANT } from './id-jag-grant.ts';
-import { createIdpLogin, type AccountWriter, type LoginAccount } from './idp-login.ts';
+import { createIdpLogin, type AccountWriter, type IdentityTokenSink, type LoginAccount } from './idp-login.ts';
 import type { InteractionHandler } from './interaction.ts';
 import { clientTenant, resolveSecret } from './oauth-clients.ts';
 
@@ -19,7 +19,7 @@ export interface EnterpriseAuth {
   install(as: AuthorizationServer): Promise<void>;
 }
 
-export function createEnterpriseAuth(options: { auth: AuthConfig; configDir: string; clock: Clock }): EnterpriseAuth {
+export function createEnterpriseAuth(options: { auth: AuthConfig; configDir: string; clock: Clock; identityTokens?: IdentityTokenSink | undefined }): EnterpriseAuth {
   const { auth } = options;
   let target: AccountWriter | undefined;
   // Fail closed: a login finishing before install() (impossible once wired) writes nothing.
@@ -36,6 +36,7 @@ export function createEnterpriseAuth(options: { auth: AuthConfig; configDir: str
           tenants: auth.tenants,
           accounts,
           clientTenant: (clientId) => clientTenant(auth, clientId),
+          identityTokens: options.identityTokens,
         });
 
   return {

@@ -37,6 +37,14 @@ export interface AccountWriter {
   find(id: string): Promise<Pick<LoginAccount, 'id' | 'tenant'> | undefined>;
 }
 
+/**
+ * Where a login's verified ID token goes (upstream-auth/identity-tokens.ts: the vault, for
+ * cross-app access toward upstreams). Must not reject; the login never waits on its outcome.
+ */
+export interface IdentityTokenSink {
+  keep(entry: { tenant: string; user: string; idToken: string; expiresAt: number }): Promise<void>;
+}
+
 export interface IdpLoginOptions {
   readonly idp: IdpConfig;
   /** `idp.clientSecret`, already resolved; absent for a public client (PKCE only). */
@@ -50,6 +58,8 @@ export interface IdpLoginOptions {
   readonly pending?: PendingLoginStore;
   /** The consent step; its CSRF key is random per process unless given. */
   readonly consent?: ConsentStep;
+  /** Keeps each login's ID token for the user's upstream token exchanges; absent: dropped. */
+  readonly identityTokens?: IdentityTokenSink | undefined;
 }
 
 /** The path segment (in place of a uid) of the fixed IdP callback. nanoid uids never contain it at this length. */
@@ -127,12 +137,15 @@ export function createIdpLogin(options: IdpLoginOptions): InteractionHandler {
     if (new URLSearchParams(query).has('error')) return fail('the identity provider did not sign the user in');
 
     let claims: Record<string, unknown>;
+    let identity: { idToken: string; expiresAt: number } | undefined;
     try {
       const config = await configuration();
       const currentUrl = new URL(`${idpRedirectUri(r.issuer)}${query}`);
       const tokens = await oidc.authorizationCodeGrant(config, currentUrl, { pkceCodeVerifier: entry.codeVerifier, expectedState: state, expectedNonce: entry.nonce, idTokenExpected: true });
       const idClaims: Record<string, unknown> = { ...tokens.claims() };
       claims = idClaims;
+      // Verified above (signature, issuer, audience, nonce, expiry); kept only once the account is.
+      if (typeof tokens.id_token === 'string' && typeof idClaims.exp === 'number') identity = { idToken: tokens.id_token, expiresAt: idClaims.exp * 1000 };
       const wanted = [idp.userClaim, idp.groupsClaim, idp.tenantClaim].filter((c): c is string => c !== undefined);
       // IdPs that keep groups (or the user name) out of the ID token serve them at userinfo.
       if (wanted.some((c) => claims[c] === undefined) && typeof idClaims.sub === 'string') {
@@ -155,6 +168,7 @@ export function createIdpLogin(options: IdpLoginOptions): InteractionHandler {
     // Refused before the account is written: this login gives the client nothing.
     if (account.tenant !== options.clientTenant(entry.clientId)) return fail(TENANT_MISMATCH);
     await options.accounts.upsert(account);
+    if (identity !== undefined) await options.identityTokens?.keep({ tenant: account.tenant, user: account.id, ...identity }).catch(() => undefined);
     await r.provider.interactionFinished(r.req, r.res, { login: { accountId: account.id, amr: ['ext'] } }, { mergeWithLastSubmission: false });
   }
 

@@ -9,6 +9,9 @@
  * - `GET  /upstream-auth/identity`: the end of that round trip.
  * - `POST /upstream-auth/connect/<id>`: approve (→ 303 to the upstream authorization server)
  *   or deny (the flow ends declined).
+ * - Token-exchange targets have nothing to approve: once the browser proved its user the flow
+ *   ends completed. For cross-app access (`idp-id-token`) the identity step asks for a fresh
+ *   IdP login (`prompt=login`), whose ID token the gateway keeps: what such a user lacked.
  * - `GET  /upstream-auth/callback`: the upstream's redirect. Accepted only in the browser that
  *   approved: a callback forced into another browser (MCP "Phishing": the victim authorizes
  *   at the upstream, the attacker's flow gets the tokens) is refused before the code is redeemed.
@@ -91,6 +94,12 @@ export function createConnectRoutes(deps: ConnectRoutesDeps): ConnectRoutes {
       .update(`upstream-connect\0${flow.elicitationId}\0${browser}\0${(flow.scopes ?? []).join(' ')}`)
       .digest('base64url');
 
+  /** How the flow's target obtains user tokens by token exchange; undefined for a consent target. */
+  function exchangeOf(flow: ConsentFlow): 'gateway-assertion' | 'idp-id-token' | undefined {
+    const target = Object.hasOwn(deps.config().targets, flow.target) ? deps.config().targets[flow.target] : undefined;
+    return target?.credentials.mode === 'user-oauth' ? target.credentials.tokenExchange?.subjectToken : undefined;
+  }
+
   /** A flow the user may still act on; anything else is the page to show instead. */
   function openFlow(id: string, allowExpired = false): ConsentFlow {
     const flow = ELICITATION_ID.test(id) ? deps.flows.get(id) : undefined;
@@ -113,6 +122,12 @@ export function createConnectRoutes(deps: ConnectRoutesDeps): ConnectRoutes {
       sendRedirect(res, startIdentity(flow, binding), setCookie);
       return undefined;
     }
+    if (exchangeOf(flow) !== undefined) {
+      deps.flows.complete(flow.elicitationId, 'completed');
+      const name = targetDisplayName(deps.config(), flow.target);
+      sendPage(res, 200, messagePageHtml('Signed in', `The gateway can reach ${name} for you again. Return to the application and retry your request.`), setCookie);
+      return undefined;
+    }
     const html = consentPageHtml({ flow, targetName: targetDisplayName(deps.config(), flow.target), action: `${CONNECT_PATH}${flow.elicitationId}`, csrf: csrfToken(flow, browser), anonymous: deps.config().auth.mode === 'none' });
     sendPage(res, 200, html, setCookie);
     return undefined;
@@ -124,7 +139,8 @@ export function createConnectRoutes(deps: ConnectRoutesDeps): ConnectRoutes {
     if (identity === undefined || deps.config().auth.idp === undefined) throw new PageAnswer(503, 'Sign-in unavailable', 'This gateway cannot verify who you are in a browser. Ask its operator.');
     const state = randomBytes(16).toString('base64url');
     const verifier = randomBytes(32).toString('base64url');
-    const url = identity.authorizationUrl({ tenant: flow.tenant, state, codeChallenge: pkceChallenge(verifier) });
+    const freshLogin = exchangeOf(flow) === 'idp-id-token';
+    const url = identity.authorizationUrl({ tenant: flow.tenant, state, codeChallenge: pkceChallenge(verifier), ...(freshLogin ? { prompt: 'login' as const } : {}) });
     if (url === undefined) throw new PageAnswer(403, 'Cannot verify', 'The gateway cannot verify users of this account in a browser. Ask its operator.');
     bindings.expect('identity', state, binding, verifier);
     return url;

@@ -50,7 +50,8 @@ export interface OAuthCredentialOptions {
   readonly fields: Readonly<Record<string, unknown>>;
 }
 
-type Renewal = { ok: true } | { ok: false; failure: OAuthFailure; consent: boolean };
+/** `error`: the grant's own verdict that the user must act (no identity token held), passed on as it is. */
+type Renewal = { ok: true } | { ok: false; failure: OAuthFailure; consent: boolean; error?: GatehouseError };
 
 /** Outcome of one refresh-job pass over this credential. */
 export type JobOutcome = 'refreshed' | 'failed' | 'needs-consent' | 'skipped';
@@ -220,7 +221,8 @@ export class OAuthCredential implements UpstreamCredential {
     throw this.errorFor(renewal);
   }
 
-  private errorFor(renewal: { failure: OAuthFailure; consent: boolean }): GatehouseError {
+  private errorFor(renewal: { failure: OAuthFailure; consent: boolean; error?: GatehouseError }): GatehouseError {
+    if (renewal.error !== undefined) return renewal.error;
     if (renewal.consent && this.options.kind === 'user' && this.options.acquire === undefined) {
       return authorizationRequired(this.options.target, renewal.failure.reason === 'not_authorized' ? 'not_authorized' : 'reconsent', this.requestScopes());
     }
@@ -264,6 +266,12 @@ export class OAuthCredential implements UpstreamCredential {
       return { ok: true };
     } catch (err) {
       const failure = classifyFailure(err);
+      if (err instanceof GatehouseError && err.code === 'UPSTREAM_AUTHORIZATION_REQUIRED' && kind === 'user' && acquire !== undefined) {
+        // The grant cannot start without the user (a cross-app access target holds no identity
+        // token for them): no backoff and nothing marked, the user's next sign-in fixes it.
+        log('info', 'obtaining an upstream token needs the user first', { ...fields, target });
+        return { ok: false, failure, consent: true, error: err };
+      }
       if (failure.kind !== 'transient' && kind === 'user' && acquire === undefined) {
         // invalid_grant (or any other final refusal of the refresh): only the user can fix it.
         await slot.needsConsent(failure.reason).catch(() => undefined);

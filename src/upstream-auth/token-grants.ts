@@ -82,7 +82,7 @@ export interface IdJagOptions {
   readonly target: string;
   readonly client: PreRegisteredClient;
   readonly idp: { tokenEndpoint?: string | undefined; issuer?: string | undefined; clientId: string; clientSecret?: string | undefined };
-  /** The user's ID token from the enterprise IdP; undefined when the gateway holds none for the user. */
+  /** The user's ID token from the enterprise IdP; undefined when the gateway holds none (or only an expired one) for the user. */
   readonly idToken: () => Promise<string | undefined>;
   readonly fetch: FetchLike;
 }
@@ -105,7 +105,9 @@ export function idJagGrant(options: IdJagOptions): TokenGrant {
   return async (scope, found) => {
     if (found.resource === undefined) throw credentialUnavailable(options.target, 'the upstream names no protected resource (RFC 9728), which cross-app access needs', 'no_resource');
     const idToken = await options.idToken();
-    if (idToken === undefined) throw credentialUnavailable(options.target, 'no identity token is held for the user', 'no_identity_token');
+    // None kept, or it expired: only the user can fix that, by signing in to the gateway again
+    // (the IdP login keeps the new one), so it is the user's error, not an operator's.
+    if (idToken === undefined) throw authorizationRequired(options.target, 'not_authorized');
     const endpoint = await idpTokenEndpoint();
     const provider = new CrossAppAccessProvider({
       clientId: options.client.info.client_id,

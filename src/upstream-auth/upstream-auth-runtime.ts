@@ -19,12 +19,15 @@ import { SqlStore } from '../storage/sql-store.ts';
 import { createVaultCipher } from '../vault/vault-cipher.ts';
 import { createCredentialVault, type CredentialSubject, type CredentialVault } from '../vault/credential-vault.ts';
 import type { BrowserIdentity } from '../auth/connect-identity.ts';
+import type { SubjectAssertionInput } from '../auth/authorization-server.ts';
 import type { ConsentElicitations } from '../routing/upstream-authorization.ts';
 import { createUpstreamAuthorizer } from './upstream-authorizer.ts';
 import { PendingAuthorizations } from './user-authorization.ts';
 import { ConsentFlows } from './consent-flows.ts';
 import { createConnectRoutes, type ConnectRoutes } from './connect-routes.ts';
 import type { UpstreamAuthorizations, UserRef } from './upstream-credential.ts';
+import { IdentityTokens } from './identity-tokens.ts';
+import { actsPerAgent, userOfSubject } from './user-subject.ts';
 
 export interface UpstreamAuthRuntimeOptions {
   clock: Clock;
@@ -35,6 +38,12 @@ export interface UpstreamAuthRuntimeOptions {
   publicBase(): string;
   /** `auth.mode: oauth`: the authorization server's browser identity check. */
   identity(): BrowserIdentity | undefined;
+  /**
+   * `tokenExchange.subjectToken: gateway-assertion`: what signs the user's subject assertion
+   * (the gateway's own authorization server); undefined while none runs, and such targets then
+   * fail closed. Read per exchange: the authorization server starts after the targets.
+   */
+  assertionSigner?(): { mintSubjectAssertion(input: SubjectAssertionInput): Promise<string> } | undefined;
   /** The session a completed consent should be told about (`notifications/elicitation/complete`). */
   notifySession(sessionId: string, elicitationId: string): void;
   /** A user now holds a fresh token at a target: the registry reconnects them (and discovers a new target). */
@@ -57,6 +66,8 @@ export class UpstreamAuthRuntime {
   readonly routes: ConnectRoutes;
   private readonly options: UpstreamAuthRuntimeOptions;
   private vaultValue: CredentialVault | undefined;
+  /** Users' IdP ID tokens (cross-app access), on the vault. */
+  private identityTokens: IdentityTokens | undefined;
   private authorizer: (UpstreamAuthorizations & { close(): void }) | undefined;
   private builtFrom: unknown;
   private generationValue = 0;
@@ -75,7 +86,8 @@ export class UpstreamAuthRuntime {
     });
     this.flows.onComplete((flow) => {
       if (flow.status !== 'completed') return;
-      options.onUserAuthorized(flow.target, { tenant: flow.tenant, user: flow.user });
+      // The agent counts only at token-exchange targets (the registry drops it elsewhere).
+      options.onUserAuthorized(flow.target, { tenant: flow.tenant, user: flow.user, agent: flow.agent });
       for (const session of flow.sessions) options.notifySession(session, flow.elicitationId);
     });
     this.routes = createConnectRoutes({
@@ -109,32 +121,48 @@ export class UpstreamAuthRuntime {
     return this.flows;
   }
 
-  /** An operator-started flow (the first user of a target): the target must be a `user-oauth` one of that tenant. */
+  /**
+   * An operator-started flow (the first user of a target): the target must be a `user-oauth` one
+   * of that tenant. At a token-exchange target there is nothing for the user to approve: the
+   * flow ends completed at once, which opens that user × agent's connection (the exchange runs
+   * now, no browser) and with it the target's discovery; its link only says so.
+   */
   startConnect(request: { tenant: string; target: string; user: string; agent: string }): { elicitationId: string; url: string; expiresAt: number } {
     const target = this.options.config().targets[request.target];
     if (target === undefined || target.credentials.mode !== 'user-oauth' || target.tenant !== request.tenant) {
       throw new GatehouseError('INVALID_PARAMS', `target ${request.target} is not a user-oauth target of tenant ${request.tenant}`);
     }
-    return this.flows.create({ ...request, reason: 'not_authorized' });
+    const flow = this.flows.create({ ...request, reason: 'not_authorized' });
+    if (actsPerAgent(target.credentials)) this.flows.complete(flow.elicitationId, 'completed');
+    return flow;
   }
 
   /**
    * An operator revokes credentials (admin DELETE): each user's tokens are revoked upstream
    * (RFC 7009, when the server offers it) and forgotten in memory too, and their connection
    * closes; otherwise a live connection would keep using, and refresh back into the vault, a
-   * token the operator deleted. Then the rows go.
+   * token the operator deleted. Then the rows go. At a token-exchange target, where rows are
+   * per user × agent, `user:<id>` names every agent of that user.
    */
   async revoke(filter: { tenant: string; target: string; subject?: CredentialSubject | undefined }): Promise<number> {
     const vault = this.vaultValue;
     if (vault === undefined) throw new GatehouseError('NOT_FOUND', 'no credential vault runs here (vault.keys is empty)');
-    const rows = await vault.list(filter);
-    const users = [...new Set(rows.filter((r) => r.key.kind === 'oauth-tokens').map((r) => r.key.subject).filter((s) => s.startsWith('user:')))];
-    for (const subject of users) {
-      const who = { tenant: filter.tenant, user: subject.slice('user:'.length) };
+    const credentials = this.options.config().targets[filter.target]?.credentials;
+    const perAgent = credentials !== undefined && actsPerAgent(credentials);
+    const named = filter.subject === undefined ? undefined : userOfSubject(filter.tenant, filter.subject, perAgent);
+    const everyAgent = perAgent && named !== undefined && named.agent === undefined;
+    const rows = everyAgent
+      ? (await vault.list({ tenant: filter.tenant, target: filter.target })).filter((r) => userOfSubject(r.key.tenant, r.key.subject, true)?.user === named.user)
+      : await vault.list(filter);
+    const subjects = [...new Set(rows.map((r) => r.key.subject))];
+    for (const subject of subjects.filter((s) => rows.some((r) => r.key.subject === s && r.key.kind === 'oauth-tokens'))) {
+      const who = userOfSubject(filter.tenant, subject, perAgent);
+      if (who === undefined) continue; // the service identity: its rows are deleted below all the same
       await this.authorizer?.disconnectUser(filter.target, who).catch(() => false);
       await this.options.onUserDisconnected(filter.target, who);
     }
-    await vault.deleteWhere(filter);
+    if (everyAgent) for (const subject of subjects) await vault.deleteWhere({ tenant: filter.tenant, target: filter.target, subject });
+    else await vault.deleteWhere(filter);
     // What the operator named and is now gone (disconnectUser already removed the users' rows).
     return rows.length;
   }
@@ -148,7 +176,10 @@ export class UpstreamAuthRuntime {
     const config = this.options.config();
     if (config.vault.keys.length > 0) {
       const cipher = createVaultCipher(config.vault, this.options.configDir);
-      if (store instanceof SqlStore) this.vaultValue = createCredentialVault(store.credentialTable(), cipher, this.options.clock);
+      if (store instanceof SqlStore) {
+        this.vaultValue = createCredentialVault(store.credentialTable(), cipher, this.options.clock);
+        this.identityTokens = new IdentityTokens(this.vaultValue, this.options.clock);
+      }
       else this.options.logger.warn({ kind: 'upstream-auth' }, 'vault keys are configured but the store keeps no credentials; OAuth upstream credentials fail closed');
     }
     this.build(config);
@@ -189,6 +220,12 @@ export class UpstreamAuthRuntime {
       publicUrl: this.options.publicBase(),
       pending: this.pending,
       log: (level, message, fields) => logger[level]({ kind: 'upstream-auth', ...fields }, message),
+      subjectToken: (who, audience) => {
+        const signer = this.options.assertionSigner?.();
+        if (signer === undefined) return Promise.reject(new GatehouseError('UPSTREAM_CREDENTIAL_UNAVAILABLE', 'no authorization server runs here to sign subject assertions (auth.mode oauth) (no_signer)'));
+        return signer.mintSubjectAssertion({ tenant: who.tenant, user: who.user, agent: who.agent, audience });
+      },
+      identityToken: (who) => this.identityTokens?.current(who) ?? Promise.resolve(undefined),
     });
     this.builtFrom = credentialInputs(config);
     this.generationValue++;

@@ -28,6 +28,7 @@ import {
 import type { UpstreamAuthorizations, UpstreamCredential, UserAuthorizationState, UserRef } from './upstream-credential.ts';
 import { beginConsent, callbackParams, completeConsent, newState, PENDING_TTL_MS, PendingAuthorizations, unknownState, type ConsentClient } from './user-authorization.ts';
 import { TargetRecords, TokenSlot, tokenKey, type TokenGrant } from './vault-oauth-provider.ts';
+import { actsPerAgent, userKey, userOfSubject, userRefFor, userSubject } from './user-subject.ts';
 
 export interface UpstreamAuthorizerDeps {
   /** Undefined when no vault keys are configured: `user-oauth` targets then fail closed. */
@@ -59,6 +60,7 @@ interface OAuthTarget extends FlowTarget {
   readonly client: PreRegisteredClient | undefined;
   readonly unusable: string | undefined;
   service: OAuthCredential | undefined;
+  /** Per user (× agent at token-exchange targets), by `userKey`. */
   readonly users: Map<string, OAuthCredential>;
 }
 
@@ -171,7 +173,7 @@ export function createUpstreamAuthorizer(config: GatehouseConfig, deps: Upstream
   }
 
   function userOf(t: OAuthTarget, who: UserRef): OAuthCredential {
-    const key = `${who.tenant}\u0000${who.user}`;
+    const key = userKey(who);
     const existing = t.users.get(key);
     if (existing !== undefined) return existing;
     const credentials = t.credentials as Extract<TargetCredentials, { mode: 'user-oauth' }>;
@@ -181,14 +183,14 @@ export function createUpstreamAuthorizer(config: GatehouseConfig, deps: Upstream
     } catch (err) {
       log('warn', 'token exchange unusable', { target: t.name, error: err instanceof Error ? err.message : 'error' });
     }
-    const slot = slotFor(t, who.tenant, `user:${who.user}`, grant !== undefined);
+    const slot = slotFor(t, who.tenant, userSubject(who), grant !== undefined);
     const client = t.client;
     const credential = new OAuthCredential({
       target: t.name, kind: 'user', slot, records: t.records, clock, backoff, log,
       configScopes: credentials.scopes,
       acquire: grant === undefined || client === undefined ? undefined : (scope) => obtainWithoutUser(t, slot, client, grant, scope),
       refresh: (tokens) => refreshTokens(t, slot, client, tokens),
-      fields: { tenant: who.tenant, user: who.user },
+      fields: { tenant: who.tenant, user: who.user, ...(who.agent === undefined ? {} : { agent: who.agent }) },
     });
     t.users.set(key, credential);
     return credential;
@@ -228,13 +230,15 @@ export function createUpstreamAuthorizer(config: GatehouseConfig, deps: Upstream
       const t = oauthTarget(target, 'user-oauth');
       if (who.tenant !== t.tenant) throw new GatehouseError('INTERNAL', `target ${target} belongs to another tenant`);
       if (t.unusable !== undefined) return failClosed(target, t.unusable);
-      return userOf(t, who);
+      return userOf(t, userRefFor(t.credentials, who));
     },
 
     async userAuthorization(target, who): Promise<UserAuthorizationState> {
       const t = oauth.get(target);
       if (t === undefined || t.credentials.mode !== 'user-oauth' || vault === undefined) return 'absent';
-      const row = await vault.get(tokenKey(who.tenant, target, `user:${who.user}`));
+      // Nothing to ask the user: the exchange itself answers (a token, or a typed refusal).
+      if (exchangeGrantConfigured(t)) return 'active';
+      const row = await vault.get(tokenKey(who.tenant, target, userSubject(userRefFor(t.credentials, who))));
       if (row === undefined) return 'absent';
       if (row.meta.status !== 'active') return 'needs-consent';
       // An expired token with nothing to renew it is no longer usable.
@@ -244,11 +248,13 @@ export function createUpstreamAuthorizer(config: GatehouseConfig, deps: Upstream
     },
 
     async authorizedUsers(target, tenant) {
-      if (vault === undefined || !oauth.has(target)) return [];
+      const t = oauth.get(target);
+      if (vault === undefined || t === undefined) return [];
       const rows = await vault.list({ tenant, target, kind: 'oauth-tokens' });
+      const perAgent = actsPerAgent(t.credentials);
       return rows
-        .filter((row) => row.key.subject.startsWith('user:') && row.meta.status === 'active')
-        .map((row) => ({ tenant: row.key.tenant, user: row.key.subject.slice('user:'.length) }));
+        .filter((row) => row.meta.status === 'active')
+        .flatMap((row) => userOfSubject(row.key.tenant, row.key.subject, perAgent) ?? []);
     },
 
     async beginUserAuthorization(target, who, options) {
@@ -257,7 +263,7 @@ export function createUpstreamAuthorizer(config: GatehouseConfig, deps: Upstream
       if (who.tenant !== t.tenant) throw new GatehouseError('INTERNAL', `target ${target} belongs to another tenant`);
       if (t.unusable !== undefined) throw credentialUnavailable(target, t.unusable);
       if (exchangeGrantConfigured(t)) throw new GatehouseError('INVALID_REQUEST', `target ${target} obtains user tokens by token exchange, without a consent`);
-      const credential = userOf(t, who);
+      const credential = userOf(t, userRefFor(t.credentials, who));
       const configured = (t.credentials as Extract<TargetCredentials, { mode: 'user-oauth' }>).scopes;
       const scopes = options.scopes ?? credential.stepUpScopes ?? configured;
       const scope = scopes !== undefined && scopes.length > 0 ? scopes.join(' ') : t.records.hint.scope;
@@ -300,9 +306,10 @@ export function createUpstreamAuthorizer(config: GatehouseConfig, deps: Upstream
       return { target: flow.target, who: flow.who };
     },
 
-    async disconnectUser(target, who) {
+    async disconnectUser(target, whoever) {
       const t = oauth.get(target);
       if (t === undefined || vault === undefined) return false;
+      const who = userRefFor(t.credentials, whoever);
       const credential = userOf(t, who);
       try {
         await credential.slot.ensureLoaded();
@@ -314,9 +321,9 @@ export function createUpstreamAuthorizer(config: GatehouseConfig, deps: Upstream
       } catch (err) {
         log('warn', 'upstream token revocation failed', { target, tenant: who.tenant, user: who.user, reason: classifyFailure(err).reason });
       }
-      const removed = await vault.deleteWhere({ tenant: who.tenant, target, subject: `user:${who.user}` });
+      const removed = await vault.deleteWhere({ tenant: who.tenant, target, subject: userSubject(who) });
       await credential.forget();
-      t.users.delete(`${who.tenant}\u0000${who.user}`);
+      t.users.delete(userKey(who));
       return removed > 0;
     },
 
@@ -342,9 +349,10 @@ export function createUpstreamAuthorizer(config: GatehouseConfig, deps: Upstream
             continue;
           }
           const subject = row.key.subject;
+          const who = t.credentials.mode === 'user-oauth' ? userOfSubject(row.key.tenant, subject, actsPerAgent(t.credentials)) : undefined;
           const credential = subject === 'service'
             ? (t.credentials.mode === 'client-credentials' && t.client !== undefined ? serviceOf(t) : undefined)
-            : (t.credentials.mode === 'user-oauth' ? userOf(t, { tenant: row.key.tenant, user: subject.slice('user:'.length) }) : undefined);
+            : (who === undefined ? undefined : userOf(t, who));
           if (credential === undefined) {
             await vault.mark(row.key, { refreshAt: null }).catch(() => undefined);
             continue;

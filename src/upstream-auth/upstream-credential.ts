@@ -37,6 +37,12 @@ export interface AuthorizationRequiredData {
 export interface UserRef {
   readonly tenant: string;
   readonly user: string;
+  /**
+   * Token-exchange targets only: the agent (its OAuth client id) the user's calls come from,
+   * the actor (`act`) of the upstream token. There each user × agent holds its own token
+   * (user-subject.ts); the registry sets it for those targets and nowhere else.
+   */
+  readonly agent?: string | undefined;
 }
 
 /** The state of one user's authorization at one target. */
@@ -52,9 +58,13 @@ export interface UpstreamAuthorizations {
   serviceCredential(target: string): UpstreamCredential | undefined;
   /** One user's credential at a `user-oauth` target (used by that user's connection only). */
   userCredential(target: string, who: UserRef): UpstreamCredential;
-  /** Whether the user holds a usable token at the target (a vault lookup, no network). */
+  /**
+   * Whether the user holds a usable token at the target (a vault lookup, no network). At a
+   * token-exchange target always `active`: the gateway obtains the token itself, and a refusal
+   * comes from the exchange (typed), not from a consent the user has not given.
+   */
   userAuthorization(target: string, who: UserRef): Promise<UserAuthorizationState>;
-  /** Users of `tenant` with an active token at `target` (discovery after a restart uses one). */
+  /** Users (× agents, at token-exchange targets) of `tenant` with an active token at `target` (discovery after a restart uses one). */
   authorizedUsers(target: string, tenant: string): Promise<UserRef[]>;
   /**
    * Start the authorization code flow (PKCE S256, `resource`, scope selection) for a user the

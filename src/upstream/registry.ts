@@ -16,6 +16,7 @@ import { createTransport } from './transports.ts';
 import { listAll } from './discovery.ts';
 import { ChangeListener } from './change-listener.ts';
 import type { UpstreamAuthorizations, UserRef } from '../upstream-auth/upstream-credential.ts';
+import { userKey, userRefFor } from '../upstream-auth/user-subject.ts';
 
 export interface TargetHealth {
   name: string;
@@ -65,8 +66,9 @@ interface TargetEntry {
   discovery: Promise<void> | undefined;
   /**
    * `user-oauth` targets: one connection per user, carrying that user's upstream token, keyed
-   * by `tenant\0user`. `connection` is then the first of them to come up, used for discovery
-   * (the listing is per target; see docs/upstream-credentials.md).
+   * by `userKey` (per user × agent at token-exchange targets, whose tokens name the agent as
+   * actor). `connection` is then the first of them to come up, used for discovery (the listing
+   * is per target; see docs/upstream-credentials.md).
    */
   users: Map<string, Promise<UpstreamConnection>>;
   /** The credential service generation the connections were built with. */
@@ -146,7 +148,9 @@ export class UpstreamRegistry {
   async connectionFor(target: string, session: DownstreamSession, principal: Principal = session.principal): Promise<UpstreamConnection> {
     const entry = this.targets.get(target);
     if (entry === undefined || !entry.config.enabled) throw new GatehouseError('UPSTREAM_UNAVAILABLE', `target ${target} is not available`);
-    if (entry.config.credentials.mode === 'user-oauth') return this.userConnection(target, entry, { tenant: principal.tenant, user: principal.user });
+    if (entry.config.credentials.mode === 'user-oauth') {
+      return this.userConnection(target, entry, userRefFor(entry.config.credentials, { tenant: principal.tenant, user: principal.user, agent: principal.agent }));
+    }
     if (entry.config.sessionMode === 'per-session' && session.era === 'legacy') return this.sessionConnection(target, entry, session);
     if (entry.connection === undefined) throw new GatehouseError('UPSTREAM_UNAVAILABLE', `target ${target} is not connected`);
     return entry.connection;
@@ -260,9 +264,10 @@ export class UpstreamRegistry {
    * yet lists nothing, so no call could ever open a connection for discovery: open theirs now.
    * A connection they already had is dropped, so the next call starts on the new token.
    */
-  async userAuthorized(target: string, who: UserRef): Promise<void> {
+  async userAuthorized(target: string, whoever: UserRef): Promise<void> {
     const entry = this.targets.get(target);
     if (entry === undefined || !entry.config.enabled || entry.config.credentials.mode !== 'user-oauth') return;
+    const who = userRefFor(entry.config.credentials, whoever);
     await this.forgetUser(target, who);
     if (entry.connection !== undefined && entry.connection.state !== 'closed') return;
     try {
@@ -276,7 +281,7 @@ export class UpstreamRegistry {
   /** Close `who`'s connection to `target` (their credential was revoked or replaced). */
   async forgetUser(target: string, who: UserRef): Promise<void> {
     const entry = this.targets.get(target);
-    const key = `${who.tenant}\u0000${who.user}`;
+    const key = entry === undefined ? '' : userKey(userRefFor(entry.config.credentials, who));
     const pending = entry?.users.get(key);
     if (entry === undefined || pending === undefined) return;
     entry.users.delete(key);
@@ -285,7 +290,7 @@ export class UpstreamRegistry {
 
   /** The connection carrying `who`'s upstream token; refused before any network when they hold none. */
   private userConnection(name: string, entry: TargetEntry, who: UserRef): Promise<UpstreamConnection> {
-    const key = `${who.tenant}\u0000${who.user}`;
+    const key = userKey(who);
     const existing = entry.users.get(key);
     if (existing !== undefined) return existing;
     const pending = (async () => {

@@ -18,9 +18,18 @@ export type CredentialKind =
   /** The gateway's client registration at an upstream authorization server (DCR result, CIMD id). */
   | 'oauth-client'
   /** Non-secret discovery state (resource metadata URL, authorization server) kept with the rest. */
-  | 'oauth-discovery';
+  | 'oauth-discovery'
+  /**
+   * A user's ID token from the enterprise IdP, kept from their gateway login for cross-app
+   * access (SEP-990); under the reserved target `@idp` (upstream-auth/identity-tokens.ts).
+   */
+  | 'identity-token';
 
-/** `service` for the gateway's own identity at a target; `user:<id>` for a user's. */
+/**
+ * `service` for the gateway's own identity at a target; `user:<id>` for a user's; at
+ * token-exchange targets `user:<id>#agent=<agent, URI-encoded>` for one user × agent
+ * (upstream-auth/user-subject.ts).
+ */
 export type CredentialSubject = 'service' | `user:${string}`;
 
 export interface CredentialKey {
@@ -91,7 +100,7 @@ export interface CredentialVault {
 const ROTATE_BATCH = 100;
 /** `due()` without a limit. */
 const DUE_LIMIT = 100;
-const KINDS: readonly string[] = ['oauth-tokens', 'oauth-client', 'oauth-discovery'] satisfies readonly CredentialKind[];
+const KINDS: readonly string[] = ['oauth-tokens', 'oauth-client', 'oauth-discovery', 'identity-token'] satisfies readonly CredentialKind[];
 /** Lone UTF-16 surrogates: UTF-8 turns them into U+FFFD, so two subjects would share one AAD. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -100,7 +109,7 @@ export function isCredentialKind(value: string): value is CredentialKind {
   return KINDS.includes(value);
 }
 
-/** Whether `value` is `service` or `user:<id>`. */
+/** Whether `value` is `service` or `user:<id>` (a user × agent subject is one too: `user:<id>#agent=<agent>`). */
 export function isCredentialSubject(value: string): value is CredentialSubject {
   return value === 'service' || (value.startsWith('user:') && value.length > 'user:'.length);
 }

@@ -35,8 +35,8 @@ import { SqliteStore } from '../../src/storage/sqlite-store.ts';
 import { createVaultCipher, generateVaultKey } from '../../src/vault/vault-cipher.ts';
 import { createCredentialVault } from '../../src/vault/credential-vault.ts';
 import { HeadlessBrowser, type BrowserResponse } from '../fixtures/headless-browser.ts';
-import { loginWithBrowser, startProtectedUpstream, type ProtectedUpstream } from '../fixtures/protected-upstream.ts';
-import { startTestIdp, type TestIdp, type TestIdpUser } from '../fixtures/test-idp.ts';
+import { loginWithBrowser, startProtectedUpstream, type ProtectedUpstream, type ProtectedUpstreamOptions } from '../fixtures/protected-upstream.ts';
+import { startTestIdp, type TestIdp, type TestIdpOptions, type TestIdpUser } from '../fixtures/test-idp.ts';
 import { post, startGateway, type TestGateway } from './gateway-harness.ts';
 import { InMemoryOAuthProvider } from './oauth-test-client.ts';
 
@@ -65,6 +65,10 @@ export interface UpstreamOAuthStackOptions {
   readonly target?: string;
   /** Over the target's `{ mode: 'user-oauth' }`. */
   readonly credentials?: Omit<UserOAuthInput, 'mode'>;
+  /** Over the protected upstream's options (a pre-registered client's secret, token lifetimes). */
+  readonly upstream?: Omit<ProtectedUpstreamOptions, 'serverName'>;
+  /** Over the test IdP's options (the gateway's client secret there). */
+  readonly idp?: Omit<TestIdpOptions, 'users'>;
 }
 
 export interface UpstreamOAuthStack {
@@ -82,6 +86,8 @@ export interface UpstreamOAuthStack {
   credentialRows(): Promise<Array<Record<string, unknown>>>;
   /** Every secret string the vault holds for the target (tokens, client secret), decrypted. */
   storedSecrets(): Promise<{ tokens: Map<string, { access: string; refresh: string | undefined }>; clientId: string | undefined; clientSecret: string | undefined }>;
+  /** The users' IdP ID tokens the vault keeps for cross-app access, by subject, decrypted. */
+  storedIdentityTokens(): Promise<Map<string, string>>;
   stop(): Promise<void>;
 }
 
@@ -110,11 +116,11 @@ export async function startUpstreamOAuthStack(options: UpstreamOAuthStackOptions
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    const idp = await startTestIdp({ users: options.users });
+    const idp = await startTestIdp({ ...options.idp, users: options.users });
     stops.push(() => idp.stop());
     process.env[idpSecretEnv] = idp.clientSecret;
     process.env[vaultEnv] = vaultKey;
-    const upstream = await startProtectedUpstream({ serverName: 'protected-files' });
+    const upstream = await startProtectedUpstream({ ...options.upstream, serverName: 'protected-files' });
     stops.push(() => upstream.close());
     ports.set(Number(new URL(upstream.mcpUrl).port), 'mcp');
     ports.set(Number(new URL(upstream.issuer).port), 'as');
@@ -184,6 +190,15 @@ export async function startUpstreamOAuthStack(options: UpstreamOAuthStackOptions
             }
           }
           return { tokens, clientId, clientSecret };
+        }),
+      storedIdentityTokens: () =>
+        readVault(async (v) => {
+          const tokens = new Map<string, string>();
+          for (const summary of await v.list({ kind: 'identity-token' })) {
+            const value = (await v.get<Record<string, unknown>>(summary.key))?.value ?? {};
+            if (typeof value['idToken'] === 'string') tokens.set(summary.key.subject, value['idToken']);
+          }
+          return tokens;
         }),
       stop,
     };
