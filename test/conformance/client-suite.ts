@@ -1,11 +1,17 @@
 // The official conformance suite in client mode against the gateway's UP side: for each
-// scenario the suite starts a mock MCP server and runs client-harness.ts with its URL, which
-// puts a gateway in front of it. Scenarios run one at a time (sse-retry measures timing, so it
-// must not share two cores with the others). The suite runs under the `node@22` package from
-// the npm registry; the harness runs on this machine's Node (process.execPath). The auth/*
-// scenarios run auth-client-harness.ts instead: the gateway's upstream OAuth client
-// (src/upstream-auth) against the suite's mock authorization servers, the harness playing the
-// consenting user.
+// scenario the suite starts a mock MCP server and runs a harness with its URL, which puts a
+// real Gatehouse gateway in front of it, so the client under test is the gateway itself.
+// Scenarios run one at a time (sse-retry measures timing, so it must not share two cores with
+// the others). The suite runs under the `node@22` package from the npm registry; the harnesses
+// run on this machine's Node (process.execPath).
+//
+// - client-harness.ts: the scenarios that need no authorization, driven by an agent.
+// - auth-client-harness.ts: the auth/* scenarios. The mock is protected by the suite's mock
+//   authorization server; the gateway's target carries the scenario's credentials (per-user
+//   OAuth, client credentials, cross-app access) on an encrypted SQLite vault, and the harness
+//   plays the operator (the first-authorization link), the user's browser (the gateway's
+//   connect page, consent, the authorization server's redirect to the gateway's callback) and
+//   the agent (tools/list, tools/call, consenting again on a step-up -32042).
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { REPO_ROOT } from '../fixtures/fixture-process.ts';
@@ -14,7 +20,7 @@ interface ClientRun {
   scenario: string;
   /** `--spec-version` for 0.2.x, which runs a scenario at one wire era; 0.1.x has only one. Extensions take none. */
   specVersion?: '2025-03-26' | '2025-11-25' | '2026-07-28';
-  /** auth/* scenarios: the upstream OAuth client's harness rather than a gateway in front of the mock. */
+  /** auth/* scenarios: auth-client-harness.ts (operator, browser and agent around the gateway). */
   harness?: 'auth';
   /** Why this run is known to fail (reported, not counted as a failure). */
   knownFailure?: string;
@@ -25,8 +31,9 @@ const CORE = ['initialize', 'tools_call', 'elicitation-sep1034-client-defaults',
 
 /**
  * The 0.2.x client scenarios introduced with 2026-07-28 that need no authorization (see
- * modern-client-scenarios.ts). Not run: the auth/* ones (no upstream OAuth client yet) and the
- * sep-2640 skills extension (the gateway does not route skills/list).
+ * modern-client-scenarios.ts). Not run: the auth/* ones introduced with 2026-07-28 (not scored
+ * here yet, though auth-client-harness.ts accepts them) and the sep-2640 skills extension (the
+ * gateway does not route skills/list).
  */
 const MODERN_ONLY = [
   'request-metadata',
@@ -55,6 +62,18 @@ const AUTH_EXTENSIONS_02 = ['auth/client-credentials-basic', 'auth/client-creden
  * 0.2.x fixed the mock (`metadataIssuer`).
  */
 const ISSUER_MOCK_BUG = '0.1.16 mock: metadata issuer differs from its URL (RFC 8414 §3.3); fixed in 0.2';
+/**
+ * A gateway gap, not a mock bug: a user-oauth target nobody has authorized is never contacted
+ * (it lists nothing, so no call reaches it), and the first authorization, which an operator's
+ * link starts, begins without the upstream's 401. So no `resource_metadata` from its
+ * WWW-Authenticate (var3 publishes its protected resource metadata only there: no
+ * authorization server is found) and no challenged scope (scope selection step 1: the suite
+ * warns; in 0.2's step-up the first token lacks the scope tools/list needs, discovery fails and
+ * no call can ask again). Remove these entries once the gateway learns the challenge first.
+ */
+const FIRST_CHALLENGE_GAP = "gateway gap: a user-oauth target's first authorization starts without the upstream's 401 challenge (no resource_metadata, no challenged scope)";
+const AUTH_GAPS_01 = ['auth/metadata-var3', 'auth/scope-from-www-authenticate'];
+const AUTH_GAPS_02 = [...AUTH_GAPS_01, 'auth/scope-step-up'];
 
 const auth = (scenario: string, specVersion?: ClientRun['specVersion'], knownFailure?: string): ClientRun => ({
   scenario, harness: 'auth', ...(specVersion === undefined ? {} : { specVersion }), ...(knownFailure === undefined ? {} : { knownFailure }),
@@ -64,7 +83,7 @@ const auth = (scenario: string, specVersion?: ClientRun['specVersion'], knownFai
 const RUNS: Readonly<Record<string, readonly ClientRun[]>> = {
   '0.1': [
     ...CORE.map((scenario) => ({ scenario })),
-    ...AUTH.map((scenario) => auth(scenario)),
+    ...AUTH.map((scenario) => auth(scenario, undefined, AUTH_GAPS_01.includes(scenario) ? FIRST_CHALLENGE_GAP : undefined)),
     ...AUTH_BACKCOMPAT.map((scenario) => auth(scenario, undefined, scenario === 'auth/2025-03-26-oauth-metadata-backcompat' ? ISSUER_MOCK_BUG : undefined)),
     ...AUTH_EXTENSIONS_01.map((scenario) => auth(scenario)),
   ],
@@ -77,7 +96,7 @@ const RUNS: Readonly<Record<string, readonly ClientRun[]>> = {
     { scenario: 'tools_call', specVersion: '2026-07-28' },
     { scenario: 'json-schema-2020-12-preservation', specVersion: '2026-07-28' },
     ...MODERN_ONLY.map((scenario) => ({ scenario, specVersion: '2026-07-28' as const })),
-    ...AUTH.map((scenario) => auth(scenario, '2025-11-25')),
+    ...AUTH.map((scenario) => auth(scenario, '2025-11-25', AUTH_GAPS_02.includes(scenario) ? FIRST_CHALLENGE_GAP : undefined)),
     ...AUTH_BACKCOMPAT.map((scenario) => auth(scenario, '2025-03-26')),
     ...AUTH_EXTENSIONS_02.map((scenario) => auth(scenario)),
   ],
@@ -167,6 +186,8 @@ export async function runClientScenarios(outDir: string, pkg: string): Promise<n
     if (code === null) process.stdout.write(`timed out after ${RUN_TIMEOUT_MS} ms; killed\n`);
     if (code !== 0 && run.knownFailure !== undefined) process.stdout.write(`known failure, not counted: ${run.knownFailure}\n`);
     else if (code !== 0) failed++;
+    // Say so loudly, so the entry goes: a stale known failure would hide the next regression.
+    else if (run.knownFailure !== undefined) process.stdout.write(`known failure PASSED: remove its entry in client-suite.ts (${run.knownFailure})\n`);
   }
   // Summed from the per-scenario lines above, in the suite's own `Total:` format.
   process.stdout.write(`\nclient scenarios with ${pkg}: Total: ${checks.passed} passed, ${checks.failed} failed, ${checks.warnings} warnings (${failed} of ${runsFor(pkg).length} runs failed; results in ${outDir})\n`);
