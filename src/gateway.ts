@@ -161,6 +161,7 @@ export class Gateway {
         this.sessions.peek(id)?.session.unsolicited?.send({ jsonrpc: '2.0', method: 'notifications/elicitation/complete', params: { elicitationId } }),
       onUserAuthorized: (target, who) => void this.registry.userAuthorized(target, who),
       onUserDisconnected: (target, who) => this.registry.forgetUser(target, who),
+      sweepIdle: () => this.registry.sweepIdleUsers(this.snapshotValue.config.sessions.idleTimeoutMs),
     });
     this.inputs = new InputRequiredBroker(this.clock, options.config.sessions.inputRequiredTtlMs);
     this.catalogValue = buildCatalog([], options.config);

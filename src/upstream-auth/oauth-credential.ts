@@ -85,13 +85,7 @@ export class OAuthCredential implements UpstreamCredential {
       if (params.error !== 'insufficient_scope') return false;
       return this.stepUp(params.scope);
     }
-    const { records } = this.options;
-    if (params.resourceMetadataUrl !== undefined || params.scope !== undefined) {
-      records.hint = {
-        ...(params.resourceMetadataUrl === undefined ? {} : { resourceMetadataUrl: params.resourceMetadataUrl }),
-        ...(params.scope === undefined ? {} : { scope: params.scope }),
-      };
-    }
+    keepHint(this.options.records, params);
     return this.unauthorized();
   }
 
@@ -293,6 +287,15 @@ export class OAuthCredential implements UpstreamCredential {
 }
 
 /** The parameters of a `WWW-Authenticate` challenge (Bearer or DPoP), parsed by the SDK. */
+/** Keep a 401's RFC 9728 hints for the target: where its metadata is, what scope it wants. */
+export function keepHint(records: TargetRecords, params: { resourceMetadataUrl?: string; scope?: string }): void {
+  if (params.resourceMetadataUrl === undefined && params.scope === undefined) return;
+  records.hint = {
+    ...(params.resourceMetadataUrl === undefined ? {} : { resourceMetadataUrl: params.resourceMetadataUrl }),
+    ...(params.scope === undefined ? {} : { scope: params.scope }),
+  };
+}
+
 export function challengeParams(header: string | undefined): { resourceMetadataUrl?: string; scope?: string; error?: string } {
   if (header === undefined || header === '') return {};
   let parsed: ReturnType<typeof extractWWWAuthenticateParams>;

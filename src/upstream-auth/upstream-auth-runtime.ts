@@ -50,6 +50,8 @@ export interface UpstreamAuthRuntimeOptions {
   onUserAuthorized(target: string, who: UserRef): void;
   /** A user's credential at a target is gone: the registry closes their connection. */
   onUserDisconnected(target: string, who: UserRef): Promise<void>;
+  /** Run with the refresh job: close per-user connections idle longer than the session idle timeout. */
+  sweepIdle(): Promise<void>;
 }
 
 /** What the authorizer is built from: a reload that leaves this alone keeps it. */
@@ -188,6 +190,7 @@ export class UpstreamAuthRuntime {
       this.options.clock,
       refresh.intervalMs,
       async () => {
+        await this.options.sweepIdle();
         const outcome = await this.authorizer?.refreshDue();
         if (outcome !== undefined && outcome.refreshed + outcome.failed + outcome.needsConsent > 0) {
           this.options.logger.info({ kind: 'upstream-auth', ...outcome }, 'upstream credential refresh pass');

@@ -17,7 +17,8 @@ import { resolveSecret } from '../auth/oauth-clients.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import type { CredentialVault } from '../vault/credential-vault.ts';
 import { createDiscoveryFetch } from './discovery-fetch.ts';
-import { OAuthCredential } from './oauth-credential.ts';
+import { challengeParams, keepHint, OAuthCredential } from './oauth-credential.ts';
+import { NO_CREDENTIAL_HEADERS } from './authorized-request.ts';
 import { authorizationRequired, classifyFailure, credentialUnavailable } from './oauth-failure.ts';
 import { createStaticCredential, staticHeaderValue } from './static-credential.ts';
 import { revokeTokens } from './token-revocation.ts';
@@ -216,6 +217,18 @@ export function createUpstreamAuthorizer(config: GatehouseConfig, deps: Upstream
   }
 
   return {
+    probeCredential(target) {
+      const t = oauth.get(target);
+      if (t === undefined || t.credentials.mode !== 'user-oauth' || t.unusable !== undefined) return undefined;
+      return {
+        headers: () => NO_CREDENTIAL_HEADERS,
+        challenge: async (_status, wwwAuthenticate) => {
+          keepHint(t.records, challengeParams(wwwAuthenticate));
+          throw authorizationRequired(target, 'not_authorized');
+        },
+      };
+    },
+
     serviceCredential(target) {
       const fixed = statics.get(target);
       if (fixed !== undefined) return fixed;

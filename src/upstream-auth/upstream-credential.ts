@@ -59,6 +59,12 @@ export interface UpstreamAuthorizations {
   /** One user's credential at a `user-oauth` target (used by that user's connection only). */
   userCredential(target: string, who: UserRef): UpstreamCredential;
   /**
+   * A `user-oauth` target: a credential without any token, for the registry's probe of a
+   * target nobody has authorized yet. Its `challenge()` keeps the upstream's 401 hints
+   * (resource metadata URL, scope) for the first authorization, then refuses.
+   */
+  probeCredential?(target: string): UpstreamCredential | undefined;
+  /**
    * Whether the user holds a usable token at the target (a vault lookup, no network). At a
    * token-exchange target always `active`: the gateway obtains the token itself, and a refusal
    * comes from the exchange (typed), not from a consent the user has not given.

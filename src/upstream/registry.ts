@@ -16,7 +16,8 @@ import { createTransport } from './transports.ts';
 import { listAll } from './discovery.ts';
 import { ChangeListener } from './change-listener.ts';
 import type { UpstreamAuthorizations, UserRef } from '../upstream-auth/upstream-credential.ts';
-import { userKey, userRefFor } from '../upstream-auth/user-subject.ts';
+import { userRefFor } from '../upstream-auth/user-subject.ts';
+import { UserConnections, type UserTargetState } from './user-connections.ts';
 
 export interface TargetHealth {
   name: string;
@@ -52,7 +53,7 @@ export interface RegistryEvents {
   credentialGeneration?(): number;
 }
 
-interface TargetEntry {
+interface TargetEntry extends UserTargetState {
   config: TargetConfig;
   connection: UpstreamConnection | undefined;
   listing: TargetListing;
@@ -64,13 +65,9 @@ interface TargetEntry {
   listener: ChangeListener | undefined;
   /** The discovery after the latest handshake; start() waits for the first. */
   discovery: Promise<void> | undefined;
-  /**
-   * `user-oauth` targets: one connection per user, carrying that user's upstream token, keyed
-   * by `userKey` (per user × agent at token-exchange targets, whose tokens name the agent as
-   * actor). `connection` is then the first of them to come up, used for discovery (the listing
-   * is per target; see docs/upstream-credentials.md).
-   */
+  /** `user-oauth` targets: the per-user connections (user-connections.ts); `connection` is then the discovery one. */
   users: Map<string, Promise<UpstreamConnection>>;
+  usersLastUsed: Map<string, number>;
   /** The credential service generation the connections were built with. */
   credentialGeneration: number;
 }
@@ -81,10 +78,30 @@ export class UpstreamRegistry {
   private readonly clock: Clock;
   private readonly events: RegistryEvents;
   private closed = false;
+  private readonly userConnections: UserConnections;
 
   constructor(clock: Clock, events: RegistryEvents) {
     this.clock = clock;
     this.events = events;
+    this.userConnections = new UserConnections({
+      credentials: () => this.events.credentials?.(),
+      connect: (name, entry, credential, onNotification, onReady) => this.createConnection(name, entry.config, onNotification, onReady, { credential }),
+      adopt: (name, entry, facts) => {
+        const target = entry as TargetEntry;
+        this.listen(name, target, facts);
+        target.discovery = this.discover(name, target, new Set(['tools', 'prompts', 'resources']));
+      },
+      notification: (name, entry, message) => this.onSharedNotification(name, entry as TargetEntry, message),
+      log: (name, level, message) => this.events.onTargetLog(name, level, message),
+      now: () => this.clock.now(),
+    });
+  }
+
+  /** Close per-user connections idle for `idleMs` (the gateway runs this with the session idle timeout). */
+  async sweepIdleUsers(idleMs: number): Promise<void> {
+    const closing: Promise<void>[] = [];
+    for (const entry of this.targets.values()) closing.push(...this.userConnections.sweep(entry, idleMs));
+    await Promise.all(closing);
   }
 
   /** Apply a new config: start added targets, restart changed ones, stop removed ones. */
@@ -97,15 +114,15 @@ export class UpstreamRegistry {
         this.targets.delete(name);
         entry.listener?.stop();
         if (entry.connection) stops.push(entry.connection.close());
-        stops.push(...closeUsers(entry));
+        stops.push(...this.userConnections.closeAll(entry));
       }
     }
     const starts: Promise<void>[] = [];
     for (const [name, target] of Object.entries(config.targets)) {
       if (this.targets.has(name)) continue;
-      const entry: TargetEntry = { config: target, connection: undefined, listing: emptyListing(name), lastError: undefined, failed: false, generation: 0, listener: undefined, discovery: undefined, users: new Map(), credentialGeneration: this.credentialGeneration() };
+      const entry: TargetEntry = { config: target, connection: undefined, listing: emptyListing(name), lastError: undefined, failed: false, generation: 0, listener: undefined, discovery: undefined, users: new Map(), usersLastUsed: new Map(), credentialGeneration: this.credentialGeneration() };
       this.targets.set(name, entry);
-      if (target.enabled) starts.push(target.credentials.mode === 'user-oauth' ? this.startUserTarget(name, entry) : this.startTarget(name, entry));
+      if (target.enabled) starts.push(target.credentials.mode === 'user-oauth' ? this.userConnections.start(name, entry) : this.startTarget(name, entry));
     }
     await Promise.all(stops);
     this.events.onListingsChanged(new Set(['tools', 'prompts', 'resources']));
@@ -149,7 +166,7 @@ export class UpstreamRegistry {
     const entry = this.targets.get(target);
     if (entry === undefined || !entry.config.enabled) throw new GatehouseError('UPSTREAM_UNAVAILABLE', `target ${target} is not available`);
     if (entry.config.credentials.mode === 'user-oauth') {
-      return this.userConnection(target, entry, userRefFor(entry.config.credentials, { tenant: principal.tenant, user: principal.user, agent: principal.agent }));
+      return this.userConnections.connection(target, entry, userRefFor(entry.config.credentials, { tenant: principal.tenant, user: principal.user, agent: principal.agent }));
     }
     if (entry.config.sessionMode === 'per-session' && session.era === 'legacy') return this.sessionConnection(target, entry, session);
     if (entry.connection === undefined) throw new GatehouseError('UPSTREAM_UNAVAILABLE', `target ${target} is not connected`);
@@ -170,6 +187,19 @@ export class UpstreamRegistry {
     });
   }
 
+  /** `who` just authorized `target`: reconnect them on the new token (and discover a target nobody had authorized). */
+  async userAuthorized(target: string, who: UserRef): Promise<void> {
+    const entry = this.targets.get(target);
+    if (entry === undefined || !entry.config.enabled || entry.config.credentials.mode !== 'user-oauth') return;
+    await this.userConnections.authorized(target, entry, who);
+  }
+
+  /** Close `who`'s connection to `target` (their credential was revoked). */
+  async forgetUser(target: string, who: UserRef): Promise<void> {
+    const entry = this.targets.get(target);
+    if (entry !== undefined) await this.userConnections.forget(entry, who);
+  }
+
   /** Targets whose shared connection is ready (for fan-out such as logging/setLevel). */
   readyConnections(): UpstreamConnection[] {
     return [...this.targets.values()].flatMap((e) => (e.connection?.state === 'ready' ? [e.connection] : []));
@@ -181,7 +211,7 @@ export class UpstreamRegistry {
     for (const entry of this.targets.values()) {
       entry.listener?.stop();
       if (entry.connection) all.push(entry.connection.close());
-      all.push(...closeUsers(entry));
+      all.push(...this.userConnections.closeAll(entry));
     }
     for (const conns of this.perSession.values()) for (const c of conns.values()) all.push(c.then((x) => x.close(), () => undefined));
     this.targets.clear();
@@ -194,11 +224,11 @@ export class UpstreamRegistry {
     config: TargetConfig,
     onNotification: (m: JsonRpcNotification) => void,
     onReady: (facts: ServerFacts | undefined) => void,
-    who?: UserRef,
+    credentials: TransportCredentials = this.transportCredentials(name, config),
   ): UpstreamConnection {
     return new UpstreamConnection({
       target: name,
-      transport: createTransport(config, this.clock, process.env, this.transportCredentials(name, config, who)),
+      transport: createTransport(config, this.clock, process.env, credentials),
       era: config.era,
       connectTimeoutMs: config.connectTimeoutMs,
       clock: this.clock,
@@ -215,136 +245,13 @@ export class UpstreamRegistry {
    * What the transport of a connection to `name` authenticates with. A mode that needs the
    * credential service while there is none fails closed: the connection is not attempted.
    */
-  private transportCredentials(name: string, config: TargetConfig, who: UserRef | undefined): Parameters<typeof createTransport>[3] {
+  private transportCredentials(name: string, config: TargetConfig): TransportCredentials {
     const mode = config.credentials.mode;
     if (mode === 'none') return undefined;
     const service = this.events.credentials?.();
     if (service === undefined) throw new GatehouseError('UPSTREAM_CREDENTIAL_UNAVAILABLE', `target ${name} needs upstream credentials but no credential service is running`);
-    if (who !== undefined) return { credential: service.userCredential(name, who) };
     if (config.transport === 'stdio') return { secretEnv: service.childEnvironment(name) };
     return { credential: service.serviceCredential(name) };
-  }
-
-  /**
-   * A `user-oauth` target has no shared connection: each user's calls go over a connection
-   * carrying their own token. Discovery needs one of them; after a restart, the first user of
-   * the target's tenant who still holds an active token opens it. Until some user authorizes,
-   * the target lists nothing (an operator can start a first authorization; see the docs).
-   */
-  private async startUserTarget(name: string, entry: TargetEntry): Promise<void> {
-    const service = this.events.credentials?.();
-    if (service === undefined) {
-      entry.failed = true;
-      entry.lastError = 'user-oauth target without a credential service (configure vault.keys)';
-      this.events.onTargetLog(name, 'warn', `target failed to start: ${entry.lastError}`);
-      return;
-    }
-    let users: UserRef[];
-    try {
-      users = await service.authorizedUsers(name, entry.config.tenant);
-    } catch (err) {
-      entry.lastError = `authorized users could not be read: ${(err as Error).message}`;
-      this.events.onTargetLog(name, 'warn', entry.lastError);
-      return;
-    }
-    for (const who of users) {
-      try {
-        await this.userConnection(name, entry, who);
-        await entry.discovery;
-        return;
-      } catch (err) {
-        this.events.onTargetLog(name, 'info', `discovery as an authorized user failed: ${(err as Error).message}`);
-      }
-    }
-    if (users.length === 0) this.events.onTargetLog(name, 'info', 'no user has authorized this target yet: it lists nothing until one does');
-  }
-
-  /**
-   * `who` just authorized `target` (a connect flow completed). A target nobody had authorized
-   * yet lists nothing, so no call could ever open a connection for discovery: open theirs now.
-   * A connection they already had is dropped, so the next call starts on the new token.
-   */
-  async userAuthorized(target: string, whoever: UserRef): Promise<void> {
-    const entry = this.targets.get(target);
-    if (entry === undefined || !entry.config.enabled || entry.config.credentials.mode !== 'user-oauth') return;
-    const who = userRefFor(entry.config.credentials, whoever);
-    await this.forgetUser(target, who);
-    if (entry.connection !== undefined && entry.connection.state !== 'closed') return;
-    try {
-      await this.userConnection(target, entry, who);
-      await entry.discovery;
-    } catch (err) {
-      this.events.onTargetLog(target, 'warn', `discovery after a user's authorization failed: ${(err as Error).message}`);
-    }
-  }
-
-  /** Close `who`'s connection to `target` (their credential was revoked or replaced). */
-  async forgetUser(target: string, who: UserRef): Promise<void> {
-    const entry = this.targets.get(target);
-    const key = entry === undefined ? '' : userKey(userRefFor(entry.config.credentials, who));
-    const pending = entry?.users.get(key);
-    if (entry === undefined || pending === undefined) return;
-    entry.users.delete(key);
-    await pending.then((c) => c.close(), () => undefined);
-  }
-
-  /** The connection carrying `who`'s upstream token; refused before any network when they hold none. */
-  private userConnection(name: string, entry: TargetEntry, who: UserRef): Promise<UpstreamConnection> {
-    const key = userKey(who);
-    const existing = entry.users.get(key);
-    if (existing !== undefined) return existing;
-    const pending = (async () => {
-      const service = this.events.credentials?.();
-      if (service === undefined) throw new GatehouseError('UPSTREAM_CREDENTIAL_UNAVAILABLE', `target ${name} needs upstream credentials but no credential service is running`);
-      const state = await service.userAuthorization(name, who);
-      if (state !== 'active') {
-        throw new GatehouseError('UPSTREAM_AUTHORIZATION_REQUIRED', `${name} needs your authorization before the gateway can call it for you`, {
-          data: { target: name, reason: state === 'absent' ? 'not_authorized' : 'reconsent' },
-        });
-      }
-      const connection = this.createConnection(
-        name,
-        entry.config,
-        (message) => this.onUserNotification(name, entry, connection, message),
-        (facts) => {
-          // The first user connection up serves discovery (and list-change streams) for the target.
-          if (entry.connection !== undefined && entry.connection !== connection && entry.connection.state !== 'closed') return;
-          entry.connection = connection;
-          this.listen(name, entry, facts);
-          entry.discovery = this.discover(name, entry, new Set(['tools', 'prompts', 'resources']));
-        },
-        who,
-      );
-      try {
-        await connection.start();
-      } catch (err) {
-        if (entry.connection === connection) entry.connection = undefined;
-        throw err;
-      }
-      return connection;
-    })();
-    entry.users.set(key, pending);
-    // A failed or closed connection is forgotten, so the next call checks the vault again
-    // (the user may have authorized in the meantime).
-    pending.then(
-      (connection) => {
-        const forget = (): void => {
-          if (entry.users.get(key) === pending) entry.users.delete(key);
-          if (entry.connection === connection) entry.connection = undefined;
-        };
-        if (connection.state === 'closed') forget();
-        else connection.onClosed(forget);
-      },
-      () => {
-        if (entry.users.get(key) === pending) entry.users.delete(key);
-      },
-    );
-    return pending;
-  }
-
-  private onUserNotification(name: string, entry: TargetEntry, connection: UpstreamConnection, message: JsonRpcNotification): void {
-    // List changes and resource updates matter once per target: from the discovery connection.
-    if (entry.connection === connection) this.onSharedNotification(name, entry, message);
   }
 
   private async startTarget(name: string, entry: TargetEntry): Promise<void> {
@@ -460,11 +367,7 @@ export class UpstreamRegistry {
   }
 }
 
-function closeUsers(entry: TargetEntry): Promise<void>[] {
-  const all = [...entry.users.values()].map((c) => c.then((x) => x.close(), () => undefined));
-  entry.users.clear();
-  return all;
-}
+type TransportCredentials = Parameters<typeof createTransport>[3];
 
 function emptyListing(target: string): TargetListing {
   return { target, tools: [], prompts: [], resources: [], templates: [] };

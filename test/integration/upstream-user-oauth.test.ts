@@ -79,6 +79,8 @@ describe('per-user upstream OAuth through the gateway: two users, two upstream i
   const streams: Record<string, NotificationStream> = {};
   /** The gateway's client id at the upstream AS (its dynamic registration). */
   let upstreamClientId: string;
+  /** How many requests the gateway's tokenless probe made at start (they carry no token). */
+  let probes = 0;
   /** Every upstream token and client secret the gateway held at some point (read from its vault). */
   const upstreamSecrets = new Set<string>();
   /** Pages the browsers saw at the end of each connect flow. */
@@ -127,9 +129,13 @@ describe('per-user upstream OAuth through the gateway: two users, two upstream i
   });
 
   it("bootstrap: the operator's link, alice's identity (SSO), consent, upstream login as alice-up; then the target lists its tools and whoami is alice-up", async () => {
-    // Nobody has authorized the target: discovery had no token, so it lists nothing.
+    // Nobody has authorized the target: discovery had no token, so it lists nothing. The
+    // upstream saw only the gateway's tokenless probe, which met the 401 the first
+    // authorization learns the authorization server and scope from.
     expect(toolNames(await alice.request('tools/list'))).toEqual([]);
-    expect(stack.upstream.requests).toHaveLength(0);
+    expect(stack.upstream.requests.length).toBeGreaterThan(0);
+    expect(stack.upstream.requests.every((r) => !r.authorization && r.status === 401)).toBe(true);
+    probes = stack.upstream.requests.length;
 
     const res = await stack.operatorConnect('alice', alice.clientId);
     expect(res.status).toBe(200);
@@ -208,7 +214,7 @@ describe('per-user upstream OAuth through the gateway: two users, two upstream i
     expect(whoami(await bob.callTool('whoami'))).toMatchObject({ sub: 'bob-up' });
 
     // The upstream's own view: every request verified as one of its users, through the gateway's one client.
-    const seen = stack.upstream.requests;
+    const seen = stack.upstream.requests.slice(probes);
     expect(new Set(seen.map((r) => r.sub))).toEqual(new Set(['alice-up', 'bob-up']));
     for (const r of seen) expect(r).toMatchObject({ authorization: true, clientId: upstreamClientId });
     expect(seen.filter((r) => r.tool === 'whoami').map((r) => r.sub)).toEqual(['alice-up', 'bob-up', 'alice-up', 'bob-up']);
