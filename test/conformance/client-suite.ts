@@ -62,19 +62,6 @@ const AUTH_EXTENSIONS_02 = ['auth/client-credentials-basic', 'auth/client-creden
  * 0.2.x fixed the mock (`metadataIssuer`).
  */
 const ISSUER_MOCK_BUG = '0.1.16 mock: metadata issuer differs from its URL (RFC 8414 §3.3); fixed in 0.2';
-/**
- * A gateway gap, not a mock bug: a user-oauth target nobody has authorized is never contacted
- * (it lists nothing, so no call reaches it), and the first authorization, which an operator's
- * link starts, begins without the upstream's 401. So no `resource_metadata` from its
- * WWW-Authenticate (var3 publishes its protected resource metadata only there: no
- * authorization server is found) and no challenged scope (scope selection step 1: the suite
- * warns; in 0.2's step-up the first token lacks the scope tools/list needs, discovery fails and
- * no call can ask again). Remove these entries once the gateway learns the challenge first.
- */
-const FIRST_CHALLENGE_GAP = "gateway gap: a user-oauth target's first authorization starts without the upstream's 401 challenge (no resource_metadata, no challenged scope)";
-const AUTH_GAPS_01 = ['auth/metadata-var3', 'auth/scope-from-www-authenticate'];
-const AUTH_GAPS_02 = [...AUTH_GAPS_01, 'auth/scope-step-up'];
-
 const auth = (scenario: string, specVersion?: ClientRun['specVersion'], knownFailure?: string): ClientRun => ({
   scenario, harness: 'auth', ...(specVersion === undefined ? {} : { specVersion }), ...(knownFailure === undefined ? {} : { knownFailure }),
 });
@@ -83,7 +70,7 @@ const auth = (scenario: string, specVersion?: ClientRun['specVersion'], knownFai
 const RUNS: Readonly<Record<string, readonly ClientRun[]>> = {
   '0.1': [
     ...CORE.map((scenario) => ({ scenario })),
-    ...AUTH.map((scenario) => auth(scenario, undefined, AUTH_GAPS_01.includes(scenario) ? FIRST_CHALLENGE_GAP : undefined)),
+    ...AUTH.map((scenario) => auth(scenario)),
     ...AUTH_BACKCOMPAT.map((scenario) => auth(scenario, undefined, scenario === 'auth/2025-03-26-oauth-metadata-backcompat' ? ISSUER_MOCK_BUG : undefined)),
     ...AUTH_EXTENSIONS_01.map((scenario) => auth(scenario)),
   ],
@@ -96,7 +83,7 @@ const RUNS: Readonly<Record<string, readonly ClientRun[]>> = {
     { scenario: 'tools_call', specVersion: '2026-07-28' },
     { scenario: 'json-schema-2020-12-preservation', specVersion: '2026-07-28' },
     ...MODERN_ONLY.map((scenario) => ({ scenario, specVersion: '2026-07-28' as const })),
-    ...AUTH.map((scenario) => auth(scenario, '2025-11-25', AUTH_GAPS_02.includes(scenario) ? FIRST_CHALLENGE_GAP : undefined)),
+    ...AUTH.map((scenario) => auth(scenario, '2025-11-25')),
     ...AUTH_BACKCOMPAT.map((scenario) => auth(scenario, '2025-03-26')),
     ...AUTH_EXTENSIONS_02.map((scenario) => auth(scenario)),
   ],
