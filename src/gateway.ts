@@ -334,7 +334,7 @@ export class Gateway {
     this.admin.refreshPolicy();
     this.telemetry.reload(config);
     this.rebuildCatalog(new Set(['tools', 'prompts', 'resources']));
-    this.upstreamAuth.reload(config);
+    await this.upstreamAuth.reload(config);
     await this.registry.apply(config);
   }
 

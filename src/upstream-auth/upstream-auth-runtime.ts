@@ -21,8 +21,7 @@ import { createCredentialVault, type CredentialSubject, type CredentialVault } f
 import type { BrowserIdentity } from '../auth/connect-identity.ts';
 import type { SubjectAssertionInput } from '../auth/authorization-server.ts';
 import type { ConsentElicitations } from '../routing/upstream-authorization.ts';
-import { createUpstreamAuthorizer } from './upstream-authorizer.ts';
-import { PendingAuthorizations } from './user-authorization.ts';
+import { PendingAuthorizations } from './pending-authorizations.ts';
 import { ConsentFlows } from './consent-flows.ts';
 import { createConnectRoutes, type ConnectRoutes } from './connect-routes.ts';
 import type { UpstreamAuthorizations, UserRef } from './upstream-credential.ts';
@@ -184,7 +183,7 @@ export class UpstreamAuthRuntime {
       }
       else this.options.logger.warn({ kind: 'upstream-auth' }, 'vault keys are configured but the store keeps no credentials; OAuth upstream credentials fail closed');
     }
-    this.build(config);
+    await this.build(config);
     const refresh = config.vault.refresh;
     this.stopRefresh = repeatEvery(
       this.options.clock,
@@ -200,10 +199,10 @@ export class UpstreamAuthRuntime {
     );
   }
 
-  /** A new config: rebuild the authorizer when its inputs changed. Returns whether it did. */
-  reload(config: Readonly<GatehouseConfig>): boolean {
+  /** A new config: rebuild the authorizer when its inputs changed. Resolves with whether it did. */
+  async reload(config: Readonly<GatehouseConfig>): Promise<boolean> {
     if (isDeepStrictEqual(credentialInputs(config), this.builtFrom)) return false;
-    this.build(config);
+    await this.build(config);
     return true;
   }
 
@@ -213,10 +212,14 @@ export class UpstreamAuthRuntime {
     this.authorizer?.close();
   }
 
-  private build(config: Readonly<GatehouseConfig>): void {
+  private async build(config: Readonly<GatehouseConfig>): Promise<void> {
     const previous = this.authorizer;
     const logger = this.options.logger;
-    this.authorizer = createUpstreamAuthorizer(config as GatehouseConfig, {
+    // Loaded on demand: the OAuth client (the MCP SDK's) costs memory a gateway without upstream
+    // credentials never needs.
+    const needed = Object.values(config.targets).some((t) => t.credentials.mode !== 'none');
+    const { createUpstreamAuthorizer } = needed ? await import('./upstream-authorizer.ts') : { createUpstreamAuthorizer: undefined };
+    this.authorizer = createUpstreamAuthorizer?.(config as GatehouseConfig, {
       vault: this.vaultValue,
       clock: this.options.clock,
       configDir: this.options.configDir,

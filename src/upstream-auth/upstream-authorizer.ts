@@ -27,7 +27,8 @@ import {
   type FlowTarget, type PreRegisteredClient,
 } from './token-grants.ts';
 import type { UpstreamAuthorizations, UpstreamCredential, UserAuthorizationState, UserRef } from './upstream-credential.ts';
-import { beginConsent, callbackParams, completeConsent, newState, PENDING_TTL_MS, PendingAuthorizations, unknownState, type ConsentClient } from './user-authorization.ts';
+import { beginConsent, callbackParams, completeConsent, newState, unknownState, type ConsentClient } from './user-authorization.ts';
+import { PENDING_TTL_MS, PendingAuthorizations } from './pending-authorizations.ts';
 import { TargetRecords, TokenSlot, tokenKey, type TokenGrant } from './vault-oauth-provider.ts';
 import { actsPerAgent, userKey, userOfSubject, userRefFor, userSubject } from './user-subject.ts';
 

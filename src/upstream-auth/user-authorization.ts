@@ -4,69 +4,18 @@
  * when needed (pre-registered, else a Client ID Metadata Document when the server supports
  * it, else dynamic registration) and builds the authorization URL; `complete` redeems the
  * code. Between the two, a pending record keyed by the `state` parameter binds the flow to one
- * user and one target; it is single-use and expires (PENDING_TTL_MS).
+ * user and one target; it is single-use and expires (PENDING_TTL_MS, pending-authorizations.ts).
  *
  * Pending records live in this process's memory: a callback must reach the instance that
  * began the flow (the connect page and its callback are served by the same listener).
  */
 import { randomBytes } from 'node:crypto';
 import { auth, type OAuthClientMetadata, type OAuthDiscoveryState } from '@modelcontextprotocol/client';
-import type { Clock } from '../clock.ts';
+import type { PendingAuthorization } from './pending-authorizations.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import type { PreRegisteredClient, FlowTarget } from './token-grants.ts';
-import type { UserRef } from './upstream-credential.ts';
 import { VaultOAuthProvider, type TokenSlot } from './vault-oauth-provider.ts';
 import { credentialUnavailable } from './oauth-failure.ts';
-
-/** How long a user has to come back from the upstream's consent page. */
-export const PENDING_TTL_MS = 10 * 60_000;
-/** Pending flows held at once; the oldest goes first beyond this (each costs a few hundred bytes). */
-export const MAX_PENDING = 10_000;
-
-export interface PendingAuthorization {
-  readonly target: string;
-  readonly who: UserRef;
-  readonly redirectUri: string;
-  readonly codeVerifier: string;
-  /** The discovery the authorization URL was built from: the code goes back to that server only. */
-  readonly discovery: OAuthDiscoveryState | undefined;
-  /** The scope asked for (recorded with the tokens: granted scope when the server echoes none). */
-  readonly scope: string | undefined;
-  readonly expiresAt: number;
-}
-
-/** Pending flows by `state`. */
-export class PendingAuthorizations {
-  private readonly byState = new Map<string, PendingAuthorization>();
-
-  constructor(private readonly clock: Clock) {}
-
-  add(state: string, pending: PendingAuthorization): void {
-    this.sweep();
-    if (this.byState.size >= MAX_PENDING) {
-      const oldest = this.byState.keys().next();
-      if (oldest.done !== true) this.byState.delete(oldest.value);
-    }
-    this.byState.set(state, pending);
-  }
-
-  /** The flow for `state`, removed whatever happens next (single use); undefined when unknown or expired. */
-  take(state: string): PendingAuthorization | undefined {
-    const pending = this.byState.get(state);
-    if (pending === undefined) return undefined;
-    this.byState.delete(state);
-    return pending.expiresAt > this.clock.now() ? pending : undefined;
-  }
-
-  get size(): number {
-    return this.byState.size;
-  }
-
-  private sweep(): void {
-    const now = this.clock.now();
-    for (const [state, pending] of this.byState) if (pending.expiresAt <= now) this.byState.delete(state);
-  }
-}
 
 /** What the code flow knows of the gateway as a client at one target. */
 export interface ConsentClient {
