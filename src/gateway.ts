@@ -328,13 +328,14 @@ export class Gateway {
    */
   async reload(config: GatehouseConfig): Promise<void> {
     const next = this.compile(config, this.snapshotValue.version + 1);
+    // First: unusable vault keys refuse the reload before anything changed.
+    await this.upstreamAuth.reload(config);
     this.snapshotValue = next;
     await this.audit?.admin('config/reload', { outcome: 'ok', details: { version: next.version, targets: Object.keys(config.targets) } });
     this.listener.refreshPolicy();
     this.admin.refreshPolicy();
     this.telemetry.reload(config);
     this.rebuildCatalog(new Set(['tools', 'prompts', 'resources']));
-    await this.upstreamAuth.reload(config);
     await this.registry.apply(config);
   }
 
@@ -346,7 +347,7 @@ export class Gateway {
       await this.listener.close();
       await this.admin.close();
       await this.registry.close();
-      this.upstreamAuth.stop();
+      await this.upstreamAuth.stop();
       await this.telemetry.close();
       await this.audit?.close();
       await this.authorizationServer?.close?.();

@@ -33,12 +33,27 @@ describe('upstream credential modes', () => {
   });
 
   it('OAuth modes store tokens, so they need a vault key and an HTTP target', () => {
-    const service = { mode: 'client-credentials', client: { id: 'gw', secret: { env: 'CLIENT_SECRET' } } };
+    const service = { mode: 'client-credentials', client: { id: 'gw', secret: { env: 'CLIENT_SECRET' } }, authorizationServer: 'https://as.example' };
     expect(issues({ targets: { t: { ...http, credentials: service } } })).toEqual([expect.stringMatching(/configure vault.keys/)]);
     expect(issues({ vault: { keys: [key] }, targets: { t: { ...http, credentials: service } } })).toEqual([]);
     expect(issues({ vault: { keys: [key] }, targets: { t: { ...stdio, credentials: { mode: 'user-oauth' } } } })).toEqual([expect.stringMatching(/needs an HTTP target/)]);
     expect(issues({ vault: { keys: [key] }, targets: { t: { ...http, credentials: { mode: 'client-credentials', client: { id: 'gw' } } } } })).toEqual([expect.stringMatching(/client.secret or client.privateKey/)]);
     expect(issues({ vault: { keys: [key] }, targets: { t: { ...http, credentials: { mode: 'user-oauth' } } } })).toEqual([]);
+  });
+
+  it("a client's secret goes only to the authorization server config names, never to one the upstream's metadata picks", () => {
+    const client = { id: 'gw', secret: { env: 'CLIENT_SECRET' } };
+    expect(issues({ vault: { keys: [key] }, targets: { t: { ...http, credentials: { mode: 'client-credentials', client } } } })).toEqual([expect.stringMatching(/^targets.t.credentials.authorizationServer: /)]);
+    expect(issues({ vault: { keys: [key] }, targets: { t: { ...http, credentials: { mode: 'user-oauth', client } } } })).toEqual([expect.stringMatching(/authorizationServer/)]);
+    // A public pre-registered client holds nothing to leak.
+    expect(issues({ vault: { keys: [key] }, targets: { t: { ...http, credentials: { mode: 'user-oauth', client: { id: 'public' } } } } })).toEqual([]);
+  });
+
+  it('loopback authorization servers only for a gateway on loopback', () => {
+    expect(issues({ vault: { allowLoopbackAuthorizationServers: true }, targets: { t: stdio } })).toEqual([]);
+    expect(issues({ listener: { host: '0.0.0.0' }, auth: { mode: 'oauth', publicUrl: 'https://mcp.example.com' }, vault: { allowLoopbackAuthorizationServers: true }, targets: { t: stdio } })).toEqual([
+      expect.stringMatching(/^vault.allowLoopbackAuthorizationServers: /),
+    ]);
   });
 
   it('vault keys are unique and the active key is one of them', () => {

@@ -4,6 +4,7 @@
  */
 import type { GatehouseConfig } from './schema.ts';
 import type { ConfigIssue } from './load.ts';
+import { isLoopbackHost } from './normalize.ts';
 
 export function credentialIssues(input: GatehouseConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -11,6 +12,11 @@ export function credentialIssues(input: GatehouseConfig): ConfigIssue[] {
   const keyIds = vault.keys.map((k) => k.id);
   if (new Set(keyIds).size !== keyIds.length) issues.push({ path: 'vault.keys', reason: 'vault key ids must be unique' });
   if (vault.activeKey !== undefined && !keyIds.includes(vault.activeKey)) issues.push({ path: 'vault.activeKey', reason: `vault.activeKey "${vault.activeKey}" is not in vault.keys` });
+  // Loopback http authorization servers are for development: on a routable gateway, an
+  // upstream's metadata could aim the gateway's requests at its own loopback services.
+  if (vault.allowLoopbackAuthorizationServers && !isLoopbackHost(input.listener.host)) {
+    issues.push({ path: 'vault.allowLoopbackAuthorizationServers', reason: 'loopback authorization servers are allowed only for a gateway bound to loopback (development and tests)' });
+  }
   if (vault.refresh.maxBackoffMs < vault.refresh.initialBackoffMs) issues.push({ path: 'vault.refresh.maxBackoffMs', reason: 'maxBackoffMs must be at least initialBackoffMs' });
 
   for (const [name, target] of Object.entries(input.targets)) {
@@ -37,6 +43,17 @@ export function credentialIssues(input: GatehouseConfig): ConfigIssue[] {
         if (target.transport === 'stdio') issues.push({ path: where, reason: `credentials mode ${credentials.mode} needs an HTTP target (a stdio server has no HTTP authorization)` });
         if (credentials.mode === 'client-credentials' && credentials.client.secret === undefined && credentials.client.privateKey === undefined) {
           issues.push({ path: `${where}.client`, reason: 'client credentials need client.secret or client.privateKey' });
+        }
+        // A client secret, a signing key and the user assertions of a token exchange go to the
+        // authorization server: which one must not be up to the upstream's own metadata, which
+        // a compromised or malicious server controls.
+        {
+          const client = credentials.client;
+          const holdsSecret = client !== undefined && (client.secret !== undefined || client.privateKey !== undefined);
+          const exchanges = credentials.mode === 'user-oauth' && credentials.tokenExchange !== undefined;
+          if ((holdsSecret || exchanges) && credentials.authorizationServer === undefined) {
+            issues.push({ path: `${where}.authorizationServer`, reason: 'a pre-registered client with a secret or key (or a token exchange) needs authorizationServer: the issuer it was registered at' });
+          }
         }
         break;
     }

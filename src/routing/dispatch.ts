@@ -132,8 +132,9 @@ const handlers: Record<string, Handler> = {
     const uri = stringParam(ctx, 'uri');
     const target = ownerOf(ctx, routing, uri);
     ctx.record.name = uri;
-    // Only the first subscriber of a URI subscribes upstream; later ones share it.
-    if (deps.subscriptions.add(target, uri, ctx.session)) {
+    // Only the first subscriber of a URI subscribes upstream; later ones share it. At a per-user
+    // target every subscriber subscribes on their own connection, so the upstream judges each user.
+    if (deps.subscriptions.add(target, uri, ctx.session) || deps.registry.isPerUser(target)) {
       try {
         const response = await forward(ctx, deps, target, 'resources/subscribe', ctx.request.params);
         if ('error' in response) deps.subscriptions.remove(target, uri, ctx.session);

@@ -74,8 +74,9 @@ async function forwardAttempt(
   headers: Readonly<Record<string, string>> | undefined,
   span: AttemptSpan | undefined,
 ): Promise<JsonRpcResponse> {
-  const connection = await deps.registry.connectionFor(target, ctx.session, ctx.principal);
+  // Before the connection: a refusal there (authorization required) is still this target's row.
   ctx.record.target = target;
+  const connection = await deps.registry.connectionFor(target, ctx.session, ctx.principal);
   ctx.record.upstreamTransport = connection.transportKind;
   let outbound = params;
   // A legacy upstream negotiated its version once; the modern per-request keys would

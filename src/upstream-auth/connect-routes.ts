@@ -199,8 +199,10 @@ export function createConnectRoutes(deps: ConnectRoutesDeps): ConnectRoutes {
     }
     const state = location.searchParams.get('state');
     // The state is how the callback finds this browser; without one it could not be bound.
-    if (state === null || state === '' || (location.protocol !== 'https:' && location.protocol !== 'http:')) {
-      deps.logger.error({ kind: 'upstream-auth', event: 'begin_unusable', target: flow.target }, 'upstream connect: the authorization URL has no state or is not http(s)');
+    // The browser goes to https only; plain http just to a loopback server the config admits (development).
+    const loopbackHttp = location.protocol === 'http:' && deps.config().vault.allowLoopbackAuthorizationServers && ['127.0.0.1', 'localhost', '[::1]'].includes(location.hostname);
+    if (state === null || state === '' || (location.protocol !== 'https:' && !loopbackHttp)) {
+      deps.logger.error({ kind: 'upstream-auth', event: 'begin_unusable', target: flow.target }, 'upstream connect: the authorization URL has no state or is neither https nor an allowed loopback http URL');
       throw unavailable;
     }
     bindings.expect('upstream', state, bindings.open(browser, flow.elicitationId));

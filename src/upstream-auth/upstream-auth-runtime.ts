@@ -56,10 +56,19 @@ export interface UpstreamAuthRuntimeOptions {
 /** What the authorizer is built from: a reload that leaves this alone keeps it. */
 function credentialInputs(config: Readonly<GatehouseConfig>): unknown {
   return {
-    vault: config.vault,
-    targets: Object.entries(config.targets).map(([name, t]) => [name, t.tenant, t.transport, t.transport === 'stdio' ? t.command : t.url, t.credentials]),
-    publicUrl: config.auth.publicUrl,
+    shared: sharedInputs(config),
+    targets: Object.entries(config.targets)
+      .filter(([, t]) => t.credentials.mode !== 'none')
+      .map(([name, t]) => [name, t.tenant, t.transport, t.transport === 'stdio' ? t.command : t.url, t.credentials]),
   };
+}
+
+/**
+ * What every credential depends on. A change here reconnects every target with credentials;
+ * a change to one target's own settings restarts only that target (the registry compares it).
+ */
+function sharedInputs(config: Readonly<GatehouseConfig>): unknown {
+  return { vault: config.vault, publicUrl: config.auth.publicUrl };
 }
 
 export class UpstreamAuthRuntime {
@@ -71,6 +80,11 @@ export class UpstreamAuthRuntime {
   private identityTokens: IdentityTokens | undefined;
   private authorizer: (UpstreamAuthorizations & { close(): void }) | undefined;
   private builtFrom: unknown;
+  private sharedFrom: unknown;
+  private vaultFrom: unknown;
+  private store: Store | undefined;
+  /** The refresh pass under way, if any (stop() waits for it). */
+  private refreshPass: Promise<void> | undefined;
   private generationValue = 0;
   private stopRefresh: (() => void) | undefined;
   /** Consents under way outlive an authorizer rebuild: a reload mid-consent strands nobody. */
@@ -112,7 +126,7 @@ export class UpstreamAuthRuntime {
     return this.authorizer;
   }
 
-  /** Bumped on every authorizer rebuild. */
+  /** Bumped when what every credential depends on changed (vault, public URL): credentialed targets reconnect. */
   get generation(): number {
     return this.generationValue;
   }
@@ -174,42 +188,74 @@ export class UpstreamAuthRuntime {
    * work, OAuth modes fail closed.
    */
   async start(store: Store | undefined): Promise<void> {
+    this.store = store;
     const config = this.options.config();
-    if (config.vault.keys.length > 0) {
-      const cipher = createVaultCipher(config.vault, this.options.configDir);
-      if (store instanceof SqlStore) {
-        this.vaultValue = createCredentialVault(store.credentialTable(), cipher, this.options.clock);
-        this.identityTokens = new IdentityTokens(this.vaultValue, this.options.clock);
-      }
-      else this.options.logger.warn({ kind: 'upstream-auth' }, 'vault keys are configured but the store keeps no credentials; OAuth upstream credentials fail closed');
-    }
+    this.openVault(config);
     await this.build(config);
-    const refresh = config.vault.refresh;
-    this.stopRefresh = repeatEvery(
-      this.options.clock,
-      refresh.intervalMs,
-      async () => {
-        await this.options.sweepIdle();
-        const outcome = await this.authorizer?.refreshDue();
-        if (outcome !== undefined && outcome.refreshed + outcome.failed + outcome.needsConsent > 0) {
-          this.options.logger.info({ kind: 'upstream-auth', ...outcome }, 'upstream credential refresh pass');
-        }
-      },
-      (err) => this.options.logger.warn({ kind: 'upstream-auth', err }, 'upstream credential refresh pass failed'),
-    );
+    this.startRefresh(config);
   }
 
-  /** A new config: rebuild the authorizer when its inputs changed. Resolves with whether it did. */
+  /**
+   * A new config. Vault keys and refresh settings apply here too (a rotation needs the new
+   * active key in the running gateway, not only in the CLI); the authorizer is rebuilt when
+   * its inputs changed. Throws, before changing anything, when the new keys are unusable.
+   */
   async reload(config: Readonly<GatehouseConfig>): Promise<boolean> {
-    if (isDeepStrictEqual(credentialInputs(config), this.builtFrom)) return false;
+    const vaultChanged = !isDeepStrictEqual(config.vault, this.vaultFrom);
+    if (vaultChanged) {
+      // Checked first: a key that cannot be read must not leave the gateway without a vault.
+      if (config.vault.keys.length > 0) createVaultCipher(config.vault, this.options.configDir);
+      this.openVault(config);
+      this.stopRefresh?.();
+      this.startRefresh(config);
+    }
+    if (!vaultChanged && isDeepStrictEqual(credentialInputs(config), this.builtFrom)) return false;
     await this.build(config);
     return true;
   }
 
-  stop(): void {
+  /** Stop the refresh job, waiting for a pass under way (its rotated tokens must reach the store before it closes). */
+  async stop(): Promise<void> {
     this.stopRefresh?.();
     this.stopRefresh = undefined;
+    await this.refreshPass;
     this.authorizer?.close();
+  }
+
+  private openVault(config: Readonly<GatehouseConfig>): void {
+    this.vaultFrom = config.vault;
+    this.vaultValue = undefined;
+    this.identityTokens = undefined;
+    if (config.vault.keys.length === 0) return;
+    const cipher = createVaultCipher(config.vault, this.options.configDir);
+    if (this.store instanceof SqlStore) {
+      this.vaultValue = createCredentialVault(this.store.credentialTable(), cipher, this.options.clock);
+      this.identityTokens = new IdentityTokens(this.vaultValue, this.options.clock);
+    } else {
+      // Without a SQL store at start (no keys then, audit and auth off) there is nowhere to keep tokens until a restart.
+      this.options.logger.warn({ kind: 'upstream-auth' }, 'vault keys are configured but no store keeps credentials (restart to open one); OAuth upstream credentials fail closed');
+    }
+  }
+
+  private startRefresh(config: Readonly<GatehouseConfig>): void {
+    this.stopRefresh = repeatEvery(
+      this.options.clock,
+      config.vault.refresh.intervalMs,
+      () => (this.refreshPass = this.refreshOnce()),
+      (err) => this.options.logger.warn({ kind: 'upstream-auth', err }, 'upstream credential refresh pass failed'),
+    );
+  }
+
+  private async refreshOnce(): Promise<void> {
+    try {
+      await this.options.sweepIdle();
+      const outcome = await this.authorizer?.refreshDue();
+      if (outcome !== undefined && outcome.refreshed + outcome.failed + outcome.needsConsent > 0) {
+        this.options.logger.info({ kind: 'upstream-auth', ...outcome }, 'upstream credential refresh pass');
+      }
+    } finally {
+      this.refreshPass = undefined;
+    }
   }
 
   private async build(config: Readonly<GatehouseConfig>): Promise<void> {
@@ -233,8 +279,9 @@ export class UpstreamAuthRuntime {
       },
       identityToken: (who) => this.identityTokens?.current(who) ?? Promise.resolve(undefined),
     });
+    if (!isDeepStrictEqual(sharedInputs(config), this.sharedFrom)) this.generationValue++;
+    this.sharedFrom = sharedInputs(config);
     this.builtFrom = credentialInputs(config);
-    this.generationValue++;
     previous?.close();
   }
 }

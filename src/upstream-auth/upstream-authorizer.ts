@@ -126,6 +126,16 @@ export function createUpstreamAuthorizer(config: GatehouseConfig, deps: Upstream
       }
     }
     if (credentials.mode === 'user-oauth' && vault === undefined) unusable ??= 'per-user upstream OAuth needs the credential vault (vault.keys)';
+    // Read now, like the client's secret: a token exchange that cannot authenticate at the IdP
+    // would otherwise send every user round the connect page for nothing.
+    const idpSecret = credentials.mode === 'user-oauth' ? credentials.tokenExchange?.idp?.clientSecret : undefined;
+    if (idpSecret !== undefined && unusable === undefined) {
+      try {
+        secret(idpSecret, `targets.${name}.credentials.tokenExchange.idp.clientSecret`);
+      } catch (err) {
+        unusable = err instanceof Error ? err.message : 'IdP client secret unreadable';
+      }
+    }
     if (unusable !== undefined) log('warn', 'upstream OAuth credentials unusable; the target fails closed', { target: name, error: unusable });
     return {
       name, tenant: target.tenant, credentials, client, unusable,

@@ -12,7 +12,7 @@ import type { JsonObject, JsonRpcNotification } from '../protocol/jsonrpc.ts';
 import type { DownstreamSession } from '../downstream/session.ts';
 import type { Principal } from '../auth/principal.ts';
 import { UpstreamConnection, type ConnectionState, type ServerFacts } from './connection.ts';
-import { createTransport } from './transports.ts';
+import { createTransport, type TransportCredentials } from './transports.ts';
 import { listAll } from './discovery.ts';
 import { ChangeListener } from './change-listener.ts';
 import type { UpstreamAuthorizations, UserRef } from '../upstream-auth/upstream-credential.ts';
@@ -68,6 +68,7 @@ interface TargetEntry extends UserTargetState {
   /** `user-oauth` targets: the per-user connections (user-connections.ts); `connection` is then the discovery one. */
   users: Map<string, Promise<UpstreamConnection>>;
   usersLastUsed: Map<string, number>;
+  usersClosed: boolean;
   /** The credential service generation the connections were built with. */
   credentialGeneration: number;
 }
@@ -85,7 +86,7 @@ export class UpstreamRegistry {
     this.events = events;
     this.userConnections = new UserConnections({
       credentials: () => this.events.credentials?.(),
-      connect: (name, entry, credential, onNotification, onReady) => this.createConnection(name, entry.config, onNotification, onReady, { credential }),
+      connect: (name, entry, credential, onNotification, onReady, stream) => this.createConnection(name, entry.config, onNotification, onReady, { credential, standaloneStream: stream }),
       adopt: (name, entry, facts) => {
         const target = entry as TargetEntry;
         this.listen(name, target, facts);
@@ -120,7 +121,7 @@ export class UpstreamRegistry {
     const starts: Promise<void>[] = [];
     for (const [name, target] of Object.entries(config.targets)) {
       if (this.targets.has(name)) continue;
-      const entry: TargetEntry = { config: target, connection: undefined, listing: emptyListing(name), lastError: undefined, failed: false, generation: 0, listener: undefined, discovery: undefined, users: new Map(), usersLastUsed: new Map(), credentialGeneration: this.credentialGeneration() };
+      const entry: TargetEntry = { config: target, connection: undefined, listing: emptyListing(name), lastError: undefined, failed: false, generation: 0, listener: undefined, discovery: undefined, users: new Map(), usersLastUsed: new Map(), usersClosed: false, credentialGeneration: this.credentialGeneration() };
       this.targets.set(name, entry);
       if (target.enabled) starts.push(target.credentials.mode === 'user-oauth' ? this.userConnections.start(name, entry) : this.startTarget(name, entry));
     }
@@ -166,6 +167,11 @@ export class UpstreamRegistry {
     const entry = this.targets.get(target);
     if (entry === undefined || !entry.config.enabled) throw new GatehouseError('UPSTREAM_UNAVAILABLE', `target ${target} is not available`);
     if (entry.config.credentials.mode === 'user-oauth') {
+      // A user's upstream identity belongs to a signed-in human: an API key or certificate
+      // naming the same user id must not borrow it (their users are operator-chosen names).
+      if (principal.method === 'api-key' || principal.method === 'mtls') {
+        throw new GatehouseError('UPSTREAM_CREDENTIAL_UNAVAILABLE', `target ${target} acts as each signed-in user; ${principal.method} callers have no upstream identity there`);
+      }
       return this.userConnections.connection(target, entry, userRefFor(entry.config.credentials, { tenant: principal.tenant, user: principal.user, agent: principal.agent }));
     }
     if (entry.config.sessionMode === 'per-session' && session.era === 'legacy') return this.sessionConnection(target, entry, session);
@@ -181,6 +187,8 @@ export class UpstreamRegistry {
     const entry = this.targets.get(target);
     const connection = entry?.connection;
     if (entry === undefined || connection?.state !== 'ready' || connection.facts?.era !== 'legacy') return;
+    // A user-oauth target's subscriptions live on each user's connection; another user's token must not end them.
+    if (entry.config.credentials.mode === 'user-oauth') return;
     const signal = AbortSignal.timeout(entry.config.requestTimeoutMs);
     connection.request({ method: 'resources/unsubscribe', params: { uri }, signal }).catch((err: unknown) => {
       this.events.onTargetLog(target, 'info', `resources/unsubscribe for an abandoned subscription failed: ${(err as Error).message}`);
@@ -200,9 +208,17 @@ export class UpstreamRegistry {
     if (entry !== undefined) await this.userConnections.forget(entry, who);
   }
 
-  /** Targets whose shared connection is ready (for fan-out such as logging/setLevel). */
+  /**
+   * Targets whose shared connection is ready (for fan-out such as logging/setLevel). Not the
+   * user-oauth ones: their connections carry one user's token, not to be spent on another's request.
+   */
   readyConnections(): UpstreamConnection[] {
-    return [...this.targets.values()].flatMap((e) => (e.connection?.state === 'ready' ? [e.connection] : []));
+    return [...this.targets.values()].flatMap((e) => (e.connection?.state === 'ready' && e.config.credentials.mode !== 'user-oauth' ? [e.connection] : []));
+  }
+
+  /** Whether calls to `target` go over per-user connections (user-oauth): nothing upstream is shared between users. */
+  isPerUser(target: string): boolean {
+    return this.targets.get(target)?.config.credentials.mode === 'user-oauth';
   }
 
   async close(): Promise<void> {
@@ -247,7 +263,7 @@ export class UpstreamRegistry {
    */
   private transportCredentials(name: string, config: TargetConfig): TransportCredentials {
     const mode = config.credentials.mode;
-    if (mode === 'none') return undefined;
+    if (mode === 'none') return {};
     const service = this.events.credentials?.();
     if (service === undefined) throw new GatehouseError('UPSTREAM_CREDENTIAL_UNAVAILABLE', `target ${name} needs upstream credentials but no credential service is running`);
     if (config.transport === 'stdio') return { secretEnv: service.childEnvironment(name) };
@@ -318,6 +334,11 @@ export class UpstreamRegistry {
     if (connection === undefined || facts === undefined || this.closed) return;
     const generation = ++entry.generation;
     const caps = facts.capabilities;
+    // A user-oauth target is listed from one user's connection and shown to every user who may
+    // see it: tools describe the server, but prompts and resources are that user's data (file
+    // names, mail subjects). Only tools are listed for such targets.
+    if (entry.config.credentials.mode === 'user-oauth') kinds = new Set([...kinds].filter((k) => k === 'tools'));
+    if (kinds.size === 0) return;
     const listing = { ...entry.listing };
     try {
       if (kinds.has('tools')) listing.tools = caps['tools'] ? await listAll(connection, 'tools/list', 'tools') : [];
@@ -366,8 +387,6 @@ export class UpstreamRegistry {
     return pending;
   }
 }
-
-type TransportCredentials = Parameters<typeof createTransport>[3];
 
 function emptyListing(target: string): TargetListing {
   return { target, tools: [], prompts: [], resources: [], templates: [] };

@@ -16,6 +16,11 @@ export interface TransportCredentials {
   credential?: UpstreamCredential | undefined;
   /** stdio targets: secret environment variables, merged over the allow-listed ones. */
   secretEnv?: Readonly<Record<string, string>> | undefined;
+  /**
+   * Streamable HTTP: open the standalone GET stream (default true). A user's connection that
+   * does not serve discovery has nobody to hand that stream's messages to.
+   */
+  standaloneStream?: boolean | undefined;
 }
 
 /**
@@ -46,7 +51,7 @@ export function createTransport(target: TargetConfig, clock: Clock, sourceEnv: N
         clock,
       });
     case 'streamable-http':
-      return createStreamableHttpTransport({ url: target.url, headers: target.headers, connections: target.connections, clock, credential: options.credential });
+      return createStreamableHttpTransport({ url: target.url, headers: target.headers, connections: target.connections, clock, credential: options.credential, openStandaloneStream: options.standaloneStream });
     case 'sse':
       return createSseTransport({ url: target.url, headers: target.headers, clock, credential: options.credential });
   }

@@ -37,7 +37,7 @@ class FakeConnection {
 function setup(states: Record<string, UserAuthorizationState>, authorized: UserRef[] = []) {
   let now = 1_000_000;
   const config = parseConfig({ vault: { keys: [{ id: 'k', secret: { env: 'X' } }] }, targets: { t: { transport: 'streamable-http', url: 'https://up.example/mcp', credentials: { mode: 'user-oauth' } } } }, 'test', { configDir: '/' });
-  const entry: UserTargetState = { config: config.targets['t']!, connection: undefined, discovery: undefined, failed: false, lastError: undefined, users: new Map(), usersLastUsed: new Map() };
+  const entry: UserTargetState = { config: config.targets['t']!, connection: undefined, discovery: undefined, failed: false, lastError: undefined, users: new Map(), usersLastUsed: new Map(), usersClosed: false };
   const probe: UpstreamCredential = { headers: () => ({}), challenge: async () => false };
   const credentials: Partial<UpstreamAuthorizations> = {
     userAuthorization: async (_t, who) => states[who.user] ?? 'absent',

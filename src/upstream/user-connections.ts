@@ -29,13 +29,15 @@ export interface UserTargetState {
   readonly users: Map<string, Promise<UpstreamConnection>>;
   /** When each user's connection last carried a call (epoch ms), for the idle sweep. */
   readonly usersLastUsed: Map<string, number>;
+  /** Set when the target is removed, changed or shut down: nothing opened after that may stay. */
+  usersClosed: boolean;
 }
 
 /** What the per-user side needs of the registry. */
 export interface UserConnectionHost {
   credentials(): UpstreamAuthorizations | undefined;
-  /** A connection to `name` whose transport presents `credential`. */
-  connect(name: string, entry: UserTargetState, credential: UpstreamCredential, onNotification: (m: JsonRpcNotification) => void, onReady: (facts: ServerFacts | undefined) => void): UpstreamConnection;
+  /** A connection to `name` whose transport presents `credential` (and opens the standalone stream when `stream`). */
+  connect(name: string, entry: UserTargetState, credential: UpstreamCredential, onNotification: (m: JsonRpcNotification) => void, onReady: (facts: ServerFacts | undefined) => void, stream: boolean): UpstreamConnection;
   /** `entry.connection` is now the discovery connection: open its change stream and discover. */
   adopt(name: string, entry: UserTargetState, facts: ServerFacts | undefined): void;
   /** A notification of the discovery connection (list changes, resource updates). */
@@ -43,6 +45,9 @@ export interface UserConnectionHost {
   log(name: string, level: 'info' | 'warn', message: string): void;
   now(): number;
 }
+
+/** Authorized users tried at start before giving up (each may wait out the connect timeout). */
+const START_ATTEMPTS = 3;
 
 const noService = (name: string): GatehouseError =>
   new GatehouseError('UPSTREAM_CREDENTIAL_UNAVAILABLE', `target ${name} needs upstream credentials but no credential service is running`);
@@ -70,13 +75,19 @@ export class UserConnections {
       this.host.log(name, 'warn', entry.lastError);
       return;
     }
-    for (const who of users) {
+    for (const who of users.slice(0, START_ATTEMPTS)) {
+      if (entry.usersClosed) return;
       try {
         await this.connection(name, entry, who);
         await entry.discovery;
         return;
       } catch (err) {
         this.host.log(name, 'info', `discovery as an authorized user failed: ${(err as Error).message}`);
+        // An upstream that is down fails every user alike: the first call of any user tries again.
+        if (!(err instanceof GatehouseError && (err.code === 'UPSTREAM_AUTHORIZATION_REQUIRED' || err.code === 'UPSTREAM_CREDENTIAL_UNAVAILABLE'))) {
+          entry.lastError = `discovery failed: ${(err as Error).message}`;
+          return;
+        }
       }
     }
     if (users.length === 0) {
@@ -172,6 +183,7 @@ export class UserConnections {
 
   /** Close every user's connection of a target (removed, changed, shutdown). */
   closeAll(entry: UserTargetState): Promise<void>[] {
+    entry.usersClosed = true;
     const all = [...entry.users.values()].map((c) => c.then((x) => x.close(), () => undefined));
     entry.users.clear();
     entry.usersLastUsed.clear();
@@ -179,6 +191,7 @@ export class UserConnections {
   }
 
   private async open(name: string, entry: UserTargetState, who: UserRef): Promise<UpstreamConnection> {
+    if (entry.usersClosed) throw new GatehouseError('UPSTREAM_UNAVAILABLE', `target ${name} is not available`);
     const service = this.host.credentials();
     if (service === undefined) throw noService(name);
     const state = await service.userAuthorization(name, who);
@@ -187,13 +200,16 @@ export class UserConnections {
         data: { target: name, reason: state === 'absent' ? 'not_authorized' : 'reconsent' },
       });
     }
+    // Only the connection that will serve discovery listens for list changes on a stream of its own.
+    const discovers = entry.connection === undefined || entry.connection.state === 'closed';
     const connection = this.host.connect(
       name,
       entry,
       service.userCredential(name, who),
       (message) => {
-        // List changes and resource updates matter once per target: from the discovery connection.
-        if (entry.connection === connection) this.host.notification(name, entry, message);
+        // List changes matter once per target (the discovery connection's). Resource updates
+        // come on the connection of the user who subscribed: each user subscribes on their own.
+        if (entry.connection === connection || message.method === 'notifications/resources/updated') this.host.notification(name, entry, message);
       },
       (facts) => {
         // The first user connection up serves discovery (and list-change streams) for the target.
@@ -201,12 +217,18 @@ export class UserConnections {
         entry.connection = connection;
         this.host.adopt(name, entry, facts);
       },
+      discovers,
     );
     try {
       await connection.start();
     } catch (err) {
       if (entry.connection === connection) entry.connection = undefined;
       throw err;
+    }
+    if (entry.usersClosed) {
+      // The target went away while this connection was starting: it must not outlive it.
+      await connection.close();
+      throw new GatehouseError('UPSTREAM_UNAVAILABLE', `target ${name} is not available`);
     }
     return connection;
   }
@@ -221,7 +243,7 @@ export class UserConnections {
     if (credential === undefined) return;
     let connection: UpstreamConnection | undefined;
     try {
-      connection = this.host.connect(name, entry, credential, () => undefined, () => undefined);
+      connection = this.host.connect(name, entry, credential, () => undefined, () => undefined, false);
       await connection.start();
       await listAll(connection, 'tools/list', 'tools');
       this.host.log(name, 'info', 'the upstream answered without authorization');

@@ -21,6 +21,7 @@
 //   operator's link then needs no consent.
 //
 // `client-credentials` targets need no user: the agent just lists and calls.
+import { discoverOAuthProtectedResourceMetadata } from '@modelcontextprotocol/client';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -156,11 +157,24 @@ async function keepIdentityToken(dbFile: string, vault: NonNullable<ConfigInput[
   }
 }
 
+/** The authorization server the suite's mock names in its protected resource metadata. */
+async function registeredIssuer(url: string): Promise<string> {
+  const metadata = await discoverOAuthProtectedResourceMetadata(url);
+  const issuer = metadata.authorization_servers?.[0];
+  if (issuer === undefined) throw new Error('the mock names no authorization server');
+  return issuer;
+}
+
 /** Start the gateway: one streamable-http target at `url` with the scenario's credentials. */
 async function startScenarioGateway(scenario: string, url: string, context: Context, dir: string, protocolVersion: string | undefined): Promise<TestGateway> {
   const dbFile = path.join(dir, 'gatehouse.db');
   const vault = vaultSection();
-  const credentials = credentialsFor(scenario, context, process.env);
+  let credentials = credentialsFor(scenario, context, process.env);
+  if (credentials.mode !== 'none' && credentials.mode !== 'static' && credentials.client !== undefined) {
+    // Config binds a pre-registered client to the authorization server it was registered at;
+    // the operator knows it, the harness learns it from the mock's own metadata (RFC 9728).
+    credentials = { ...credentials, authorizationServer: await registeredIssuer(url) };
+  }
   if (credentials.mode === 'user-oauth' && credentials.tokenExchange?.subjectToken === 'idp-id-token') {
     const idToken = context['idp_id_token'];
     if (typeof idToken !== 'string') throw new Error('MCP_CONFORMANCE_CONTEXT lacks idp_id_token');

@@ -132,7 +132,7 @@ export async function startUpstreamOAuthStack(options: UpstreamOAuthStackOptions
     const gw = await startGateway(
       {
         storage: { driver: 'sqlite', path: dbFile },
-        targets: { [target]: { transport: 'streamable-http', url: upstream.mcpUrl, credentials: { mode: 'user-oauth', ...options.credentials } } },
+        targets: { [target]: { transport: 'streamable-http', url: upstream.mcpUrl, credentials: { mode: 'user-oauth', ...withIssuer(options.credentials, upstream.issuer) } } },
         vault,
         auth: {
           mode: 'oauth',
@@ -418,4 +418,10 @@ export async function connectInBrowser(stack: UpstreamOAuthStack, browser: Headl
   if (toUpstream.status !== 303 || toUpstream.location === undefined) throw new Error(`approving answered ${toUpstream.status}: ${toUpstream.body}`);
   const done = await loginWithBrowser(browser, toUpstream.location, upstreamUser);
   return { consent, toUpstream, done };
+}
+
+/** A pre-registered client is bound to the authorization server it was registered at (config requires it). */
+function withIssuer(credentials: Omit<UserOAuthInput, 'mode'> | undefined, issuer: string): Omit<UserOAuthInput, 'mode'> | undefined {
+  if (credentials?.client === undefined || credentials.authorizationServer !== undefined) return credentials;
+  return { ...credentials, authorizationServer: issuer };
 }
