@@ -101,8 +101,29 @@ export function identityTokenSink(options: { tokens: IdentityTokens; config(): R
  * vault keys (nothing could be kept encrypted, so nothing is kept).
  */
 export function identityTokenSinkOnStore(options: { store: SqlStore; config(): Readonly<GatehouseConfig>; configDir: string; clock: Clock; logger: GatewayLogger }): { keep(entry: IdentityTokenEntry): Promise<void> } | undefined {
-  const vaultConfig = options.config().vault;
-  if (vaultConfig.keys.length === 0) return undefined;
-  const vault = createCredentialVault(options.store.credentialTable(), createVaultCipher(vaultConfig, options.configDir), options.clock);
-  return identityTokenSink({ tokens: new IdentityTokens(vault, options.clock), config: options.config, logger: options.logger });
+  if (options.config().vault.keys.length === 0) return undefined;
+  // The vault follows the current config: after a key rotation (a reload) ID tokens are kept
+  // under the new active key, like everything else.
+  let built: { from: unknown; sink: { keep(entry: IdentityTokenEntry): Promise<void> } | undefined } | undefined;
+  const current = (): { keep(entry: IdentityTokenEntry): Promise<void> } | undefined => {
+    const vaultConfig = options.config().vault;
+    if (built?.from !== vaultConfig) {
+      const vault = vaultConfig.keys.length === 0 ? undefined : createCredentialVault(options.store.credentialTable(), createVaultCipher(vaultConfig, options.configDir), options.clock);
+      built = { from: vaultConfig, sink: vault === undefined ? undefined : identityTokenSink({ tokens: new IdentityTokens(vault, options.clock), config: options.config, logger: options.logger }) };
+    }
+    return built.sink;
+  };
+  return {
+    keep: async (entry) => {
+      let sink: ReturnType<typeof current>;
+      try {
+        sink = current();
+      } catch {
+        // Keeping the ID token never fails the login (a reload refuses unreadable keys anyway).
+        options.logger.warn({ kind: 'upstream-auth', tenant: entry.tenant, user: entry.user }, 'keeping the identity token of a login failed: the vault keys cannot be read');
+        return;
+      }
+      await sink?.keep(entry);
+    },
+  };
 }
