@@ -1,7 +1,8 @@
 /**
  * Admin routes over the credential vault: `GET /upstream-credentials` (who holds a credential
  * where, and its state), `DELETE /upstream-credentials` (revoke a subject's or a whole target's
- * rows) and `POST /vault/rotate` (re-encrypt every row under the active key). Output is built
+ * rows, upstream and in memory too), `POST /upstream-credentials/connect` (an operator's link for a
+ * target's first authorization) and `POST /vault/rotate` (re-encrypt every row under the active key). Output is built
  * from summaries field by field, so no value can ride along; the changes are audited.
  */
 import type { IncomingMessage } from 'node:http';
@@ -33,7 +34,7 @@ function filterOf(url: URL, allowed: readonly (keyof Filter)[]): Filter {
       if (!isCredentialSubject(value)) throw new GatehouseError('INVALID_PARAMS', 'subject must be `service` or `user:<id>`');
       filter.subject = value;
     } else if (name === 'kind') {
-      if (!isCredentialKind(value)) throw new GatehouseError('INVALID_PARAMS', 'kind must be oauth-tokens, oauth-client or oauth-discovery');
+      if (!isCredentialKind(value)) throw new GatehouseError('INVALID_PARAMS', 'kind must be oauth-tokens, oauth-client, oauth-discovery or identity-token');
       filter.kind = value;
     } else if (name === 'tenant' || name === 'target') {
       filter[name] = value;

@@ -39,7 +39,7 @@ export interface AccountWriter {
 
 /**
  * Where a login's verified ID token goes (upstream-auth/identity-tokens.ts: the vault, for
- * cross-app access toward upstreams). Must not reject; the login never waits on its outcome.
+ * cross-app access toward upstreams). Must not reject: the login waits for it, but never fails on it.
  */
 export interface IdentityTokenSink {
   keep(entry: { tenant: string; user: string; idToken: string; expiresAt: number }): Promise<void>;

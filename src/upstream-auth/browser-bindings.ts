@@ -80,8 +80,9 @@ export class BrowserBindings {
    */
   take(kind: PendingRedirect['kind'], state: string, browser: string | undefined): { browser: string; elicitationId: string; verifier: string | undefined } | 'unknown' | 'wrongBrowser' {
     const pending = this.redirects.get(state);
-    if (pending === undefined || pending.kind !== kind || pending.expiresAt <= this.clock.now()) return 'unknown';
+    if (pending === undefined) return 'unknown';
     this.redirects.delete(state);
+    if (pending.kind !== kind || pending.expiresAt <= this.clock.now()) return 'unknown';
     if (browser === undefined || !sameId(browser, pending.browser)) return 'wrongBrowser';
     return { browser, elicitationId: pending.elicitationId, verifier: pending.verifier };
   }

@@ -286,7 +286,6 @@ export class OAuthCredential implements UpstreamCredential {
   }
 }
 
-/** The parameters of a `WWW-Authenticate` challenge (Bearer or DPoP), parsed by the SDK. */
 /** Keep a 401's RFC 9728 hints for the target: where its metadata is, what scope it wants. */
 export function keepHint(records: TargetRecords, params: { resourceMetadataUrl?: string; scope?: string }): void {
   if (params.resourceMetadataUrl === undefined && params.scope === undefined) return;
@@ -296,6 +295,7 @@ export function keepHint(records: TargetRecords, params: { resourceMetadataUrl?:
   };
 }
 
+/** The parameters of a `WWW-Authenticate` challenge (Bearer or DPoP), parsed by the SDK. */
 export function challengeParams(header: string | undefined): { resourceMetadataUrl?: string; scope?: string; error?: string } {
   if (header === undefined || header === '') return {};
   let parsed: ReturnType<typeof extractWWWAuthenticateParams>;
