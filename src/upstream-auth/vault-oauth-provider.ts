@@ -125,6 +125,11 @@ export class TokenSlot {
   private loading: Promise<void> | undefined;
   /** Epoch ms the row was last read or written. */
   private checkedAt = -Infinity;
+  /**
+   * Set when the credential was revoked (an operator's DELETE): a renewal already on the wire
+   * must not write its answer back into the vault, or the revoked user would be connected again.
+   */
+  private retired = false;
 
   constructor(
     private readonly vault: CredentialVault | undefined,
@@ -196,6 +201,7 @@ export class TokenSlot {
     this.retryAfter = 0;
     this.loaded = true;
     this.checkedAt = now;
+    if (this.retired) return stored;
     await this.vault?.put(this.key, stored, { status: 'active', expiresAt: expiresAt ?? null, refreshAt, failures: 0, lastError: null });
     return stored;
   }
@@ -215,7 +221,9 @@ export class TokenSlot {
     return this.failures;
   }
 
+  /** The credential is revoked: forget the tokens, and never write this slot's row again. */
   async clear(): Promise<void> {
+    this.retired = true;
     this.current = undefined;
     this.status = undefined;
     this.failures = 0;
