@@ -14,6 +14,7 @@
  * at the IdP for an ID-JAG and redeems that at the upstream (jwt-bearer). A user whose ID token
  * is gone is asked (-32042) to sign in again; the connect link's fresh IdP login keeps a new one.
  */
+import { SUBJECT_ASSERTION_TTL_SECONDS } from '../../src/auth/authorization-server.ts';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { GatehouseConfig } from '../../src/config/schema.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,7 +120,7 @@ describe('token exchange with gateway assertions: the user as sub, the agent as 
       const assertion = exchange.subjectToken!;
       const { payload, protectedHeader } = await jwtVerify(assertion, gatewayKeys, { issuer: gatewayIssuer, audience: stack.upstream.issuer, algorithms: ['ES256'] });
       expect(protectedHeader.typ).toBe('JWT');
-      expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(300);
+      expect(payload.exp! - payload.iat!).toBe(SUBJECT_ASSERTION_TTL_SECONDS);
       expect(payload).toMatchObject({ tenant: 'default', jti: expect.any(String) });
       const act = (payload['act'] as { sub: string }).sub;
       expect(agents.get(act)).toBe(payload.sub);
