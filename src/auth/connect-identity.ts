@@ -18,9 +18,10 @@
  * access token for any gateway resource can come from them; consent is implied (first party,
  * nothing is granted to anyone); and the redirect URI is the connect page's own.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { GrantInstance, KoaContextWithOIDC, Provider } from 'oidc-provider';
 import { GatehouseError } from '../protocol/errors.ts';
+import { sameSecret } from './secret-compare.ts';
 
 /** Where the round trip comes back (below the public base URL). */
 export const CONNECT_IDENTITY_PATH = '/upstream-auth/identity';
@@ -131,7 +132,7 @@ export function createBrowserIdentity(input: {
       if (found.consumed || found.isExpired) return undefined;
       // Spent before the PKCE check: a code that came back once is never tried twice.
       await found.consume();
-      if (found.codeChallengeMethod !== 'S256' || !sameText(pkceChallenge(codeVerifier), found.codeChallenge ?? '')) return undefined;
+      if (found.codeChallengeMethod !== 'S256' || !sameSecret(pkceChallenge(codeVerifier), found.codeChallenge ?? '')) return undefined;
       const account = await input.accounts.find(found.accountId);
       return account === undefined ? undefined : { tenant: account.tenant, user: account.id };
     },
@@ -143,8 +144,3 @@ export function pkceChallenge(verifier: string): string {
   return createHash('sha256').update(verifier).digest('base64url');
 }
 
-function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}

@@ -7,10 +7,11 @@
  * (account, client), so a later login of the same user for the same client (any browser, any
  * replica) skips the page, while every other client still gets it.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GrantInstance, InteractionDetails, Provider } from 'oidc-provider';
 import type { InteractionRequest } from './interaction.ts';
+import { sameSecret } from './secret-compare.ts';
 
 /** What the user is asked to grant, as oidc-provider's consent prompt reports it. */
 interface RequestedAccess {
@@ -80,7 +81,7 @@ export function createConsentStep(csrfKey: Uint8Array = randomBytes(32)): Consen
       if (!accountId || !clientId) return sendMessagePage(res, 400, 'Sign-in incomplete', 'This request has no signed-in user. Start again from the application.');
       if (!isSameOriginPost(req, request.issuer)) return sendMessagePage(res, 403, 'Request refused', 'The consent form must be submitted from this site.');
       const form = await readForm(req);
-      if (!form || !tokensEqual(form.get('csrf') ?? '', csrfToken(details.uid, accountId))) {
+      if (!form || !sameSecret(form.get('csrf') ?? '', csrfToken(details.uid, accountId))) {
         return sendMessagePage(res, 403, 'Request refused', 'The consent form expired or was not submitted from this page. Start again from the application.');
       }
       const decision = form.get('decision');
@@ -218,11 +219,6 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams | undefin
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
-function tokensEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
 
 function hostOf(uri: string): string {
   try {

@@ -8,8 +8,8 @@
  *
  * In memory, bounded in count and time, like the flows themselves.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../clock.ts';
+import { sameSecret } from '../auth/secret-compare.ts';
 
 /** One browser's standing in one flow. */
 export interface BrowserBinding {
@@ -83,7 +83,7 @@ export class BrowserBindings {
     if (pending === undefined) return 'unknown';
     this.redirects.delete(state);
     if (pending.kind !== kind || pending.expiresAt <= this.clock.now()) return 'unknown';
-    if (browser === undefined || !sameId(browser, pending.browser)) return 'wrongBrowser';
+    if (browser === undefined || !sameSecret(browser, pending.browser)) return 'wrongBrowser';
     return { browser, elicitationId: pending.elicitationId, verifier: pending.verifier };
   }
 
@@ -103,9 +103,3 @@ function keyOf(browser: string, elicitationId: string): string {
   return `${browser}\u0000${elicitationId}`;
 }
 
-/** Constant time: the cookie value is the browser's only proof of being the one sent out. */
-function sameId(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}

@@ -232,12 +232,18 @@ describe('the connect page (auth.mode none)', () => {
     expect(denied.body).not.toContain('<script>');
   });
 
-  it('sets the cookie Secure when the public URL is https', async () => {
+  it('under https the cookie is __Host- (Secure, Path=/): no sibling subdomain can plant a browser id', async () => {
     const h = await start({ publicBase: 'https://gw.example' });
     const e = h.flows.create(REQUEST);
     expect(e.url).toBe(`https://gw.example/upstream-auth/connect/${e.elicitationId}`);
     const page = await new HeadlessBrowser().request(pageUrl(h, e.elicitationId));
-    expect(page.headers.get('set-cookie')).toMatch(/; Secure$/);
+    expect(page.headers.get('set-cookie')).toMatch(/^__Host-gatehouse_connect=[\w-]{43}; Path=\/; HttpOnly; SameSite=Lax; Max-Age=\d+; Secure$/);
+  });
+
+  it('over loopback http the cookie stays under /upstream-auth/ and is not Secure', async () => {
+    const h = await start();
+    const page = await new HeadlessBrowser().request(pageUrl(h, h.flows.create(REQUEST).elicitationId));
+    expect(page.headers.get('set-cookie')).toMatch(/^gatehouse_connect=[\w-]{43}; Path=\/upstream-auth\/; HttpOnly; SameSite=Lax; Max-Age=\d+$/);
   });
 
   it('answers its own paths only, with pages for what it does not serve', async () => {

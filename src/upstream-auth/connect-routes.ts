@@ -19,7 +19,7 @@
  * Pages print only what is escaped, never a code, token, state or upstream error body; logs
  * carry the target, tenant and error type only.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
 import type { GatehouseConfig } from '../config/schema.ts';
@@ -29,6 +29,7 @@ import { BrowserBindings, type BrowserBinding } from './browser-bindings.ts';
 import { CONNECT_PATH, ELICITATION_ID, targetDisplayName, type ConsentFlow, type ConsentFlows } from './consent-flows.ts';
 import { consentPageHtml, messagePageHtml, pageHeaders, sendPage, sendRedirect } from './connect-page.ts';
 import type { UpstreamAuthorizations } from './upstream-credential.ts';
+import { sameSecret } from '../auth/secret-compare.ts';
 
 /** The upstream's redirect URI (below the public base URL). */
 export const CONNECT_CALLBACK_PATH = '/upstream-auth/callback';
@@ -85,10 +86,16 @@ export function createConnectRoutes(deps: ConnectRoutesDeps): ConnectRoutes {
     const loopback = deps.config().vault.allowLoopbackAuthorizationServers ? ['http://127.0.0.1:*', 'http://localhost:*', 'http://[::1]:*'] : [];
     return pageHeaders(['https:', ...loopback]);
   };
-  // Path=/upstream-auth/ keeps it off every other route; SameSite=Lax still sends it on the
-  // upstream's top-level redirect back; it outlives one TTL so a slow upstream sign-in still lands.
+  // Under https the cookie is `__Host-`: only this exact origin can set it, so a sibling
+  // subdomain cannot plant its own browser id in a victim's browser (and the prefix needs
+  // Path=/). Over loopback http (development) Path=/upstream-auth/ keeps it off the rest.
+  // SameSite=Lax still sends it on the upstream's top-level redirect back; it outlives one TTL
+  // so a slow upstream sign-in still lands.
+  const secure = (): boolean => publicBase().startsWith('https:');
+  const cookieName = (): string => (secure() ? `__Host-${COOKIE}` : COOKIE);
   const cookie = (browser: string): string =>
-    `${COOKIE}=${browser}; Path=${PREFIX}; HttpOnly; SameSite=Lax; Max-Age=${Math.ceil((2 * deps.flows.ttl) / 1000)}${publicBase().startsWith('https:') ? '; Secure' : ''}`;
+    `${cookieName()}=${browser}; Path=${secure() ? '/' : PREFIX}; HttpOnly; SameSite=Lax; Max-Age=${Math.ceil((2 * deps.flows.ttl) / 1000)}${secure() ? '; Secure' : ''}`;
+  const browserOf = (req: IncomingMessage): string | undefined => browserCookie(req, cookieName());
   const csrfToken = (flow: ConsentFlow, browser: string): string =>
     createHmac('sha256', csrfKey)
       .update(`upstream-connect\0${flow.elicitationId}\0${browser}\0${(flow.scopes ?? []).join(' ')}`)
@@ -178,7 +185,7 @@ export function createConnectRoutes(deps: ConnectRoutesDeps): ConnectRoutes {
     // The identity proven on GET is bound to this browser: a form from any other one is refused.
     if (browser === undefined || binding === undefined || !binding.verified) throw refused;
     const form = await readForm(req);
-    if (form === undefined || !sameText(form.get('csrf') ?? '', csrfToken(flow, browser))) throw refused;
+    if (form === undefined || !sameSecret(form.get('csrf') ?? '', csrfToken(flow, browser))) throw refused;
     const decision = form.get('decision');
     if (decision === 'deny') {
       deps.flows.complete(flow.elicitationId, 'declined');
@@ -282,11 +289,11 @@ export function createConnectRoutes(deps: ConnectRoutesDeps): ConnectRoutes {
   };
 }
 
-/** This browser's id from its cookie, when it holds a well-formed one. */
-function browserOf(req: IncomingMessage): string | undefined {
+/** This browser's id from the cookie `name`, when it holds a well-formed one. */
+function browserCookie(req: IncomingMessage, name: string): string | undefined {
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === COOKIE) {
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
       const value = part.slice(eq + 1).trim();
       if (BROWSER_ID.test(value)) return value;
     }
@@ -324,11 +331,6 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams | undefin
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
-function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
 
 /** What a log may say about a failure at the upstream: the error's code or class, never its text. */
 function errorType(err: unknown): string {
