@@ -30,6 +30,11 @@ interface PendingRedirect {
 }
 
 const DEFAULT_MAX = 20_000;
+/**
+ * Browsers, and redirects under way, per flow. One user opening their own link again and again
+ * (or a script doing it) replaces their own oldest entries, never other users' ones.
+ */
+const PER_FLOW = 8;
 
 export class BrowserBindings {
   private readonly clock: Clock;
@@ -57,7 +62,9 @@ export class BrowserBindings {
     const now = this.clock.now();
     this.prune(now);
     const key = keyOf(browser, elicitationId);
-    const binding = this.get(browser, elicitationId) ?? { browser, elicitationId, verified: false, expiresAt: 0 };
+    const existing = this.get(browser, elicitationId);
+    if (existing === undefined) this.makeRoom(this.bindings, elicitationId);
+    const binding = existing ?? { browser, elicitationId, verified: false, expiresAt: 0 };
     binding.expiresAt = now + this.ttlMs;
     this.bindings.delete(key);
     this.bindings.set(key, binding);
@@ -69,6 +76,7 @@ export class BrowserBindings {
   expect(kind: PendingRedirect['kind'], state: string, binding: BrowserBinding, verifier?: string): void {
     const now = this.clock.now();
     this.prune(now);
+    this.makeRoom(this.redirects, binding.elicitationId);
     this.redirects.set(state, { kind, browser: binding.browser, elicitationId: binding.elicitationId, verifier, expiresAt: now + this.ttlMs });
     while (this.redirects.size > this.max) this.redirects.delete(this.redirects.keys().next().value!);
   }
@@ -85,6 +93,18 @@ export class BrowserBindings {
     if (pending.kind !== kind || pending.expiresAt <= this.clock.now()) return 'unknown';
     if (browser === undefined || !sameSecret(browser, pending.browser)) return 'wrongBrowser';
     return { browser, elicitationId: pending.elicitationId, verifier: pending.verifier };
+  }
+
+  /** Drop the flow's oldest entry when it already holds PER_FLOW of them (insertion order is age). */
+  private makeRoom(entries: Map<string, { readonly elicitationId: string }>, elicitationId: string): void {
+    let count = 0;
+    let oldest: string | undefined;
+    for (const [key, entry] of entries) {
+      if (entry.elicitationId !== elicitationId) continue;
+      oldest ??= key;
+      count++;
+    }
+    if (count >= PER_FLOW && oldest !== undefined) entries.delete(oldest);
   }
 
   private prune(now: number): void {
