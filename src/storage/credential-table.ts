@@ -77,6 +77,8 @@ export interface CredentialTable {
   list(filter: CredentialRowFilter): Promise<CredentialRowSummary[]>;
   /** `oauth-tokens` rows with status `active` and `refreshAt` at or before `now`, earliest first. */
   due(now: number, limit: number): Promise<CredentialRowSummary[]>;
+  /** Move a due row's `refresh_at` from `expected` to `until`, only if still `expected` and active: true when this caller won it. */
+  claim(key: CredentialRowKey, expected: number, until: number, updatedAt: number): Promise<boolean>;
   /** Up to `limit` rows whose key id is not `keyId`, after `after` in key order (keyset paging). */
   pageNotUnderKey(keyId: string, after: CredentialRowKey | undefined, limit: number): Promise<CredentialRow[]>;
   /**
@@ -191,6 +193,16 @@ export function createCredentialTable(handle: Kysely<Database>): CredentialTable
         .limit(limit)
         .execute();
       return rows.map(summaryOf);
+    },
+    async claim(key, expected, until, updatedAt) {
+      const result = await db
+        .updateTable(table)
+        .set({ refresh_at: until, updated_at: updatedAt })
+        .where(byKey(key))
+        .where('status', '=', 'active')
+        .where('refresh_at', '=', expected)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
     },
     async pageNotUnderKey(keyId, after, limit) {
       let qb = db.selectFrom(table).selectAll().where('key_id', '<>', keyId);

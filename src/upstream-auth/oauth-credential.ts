@@ -267,6 +267,9 @@ export class OAuthCredential implements UpstreamCredential {
         return { ok: false, failure, consent: true, error: err };
       }
       if (failure.kind !== 'transient' && kind === 'user' && acquire === undefined) {
+        // Another replica (or a consent) may have rotated the refresh token meanwhile: with
+        // reuse detection the old one is refused although the row holds a good new one.
+        if (await this.renewedElsewhere(token?.refresh_token)) return { ok: true };
         // invalid_grant (or any other final refusal of the refresh): only the user can fix it.
         await slot.needsConsent(failure.reason).catch(() => undefined);
         log('warn', 'upstream refresh refused; the user must authorize again', { ...fields, target, reason: failure.reason });
@@ -278,6 +281,18 @@ export class OAuthCredential implements UpstreamCredential {
       log('warn', useRefresh ? 'upstream token refresh failed' : 'obtaining an upstream token failed', { ...fields, target, reason: failure.reason, failures, needsConsent: exhausted });
       return { ok: false, failure, consent: exhausted };
     }
+  }
+
+  /** Whether the row now holds tokens other than the ones this renewal started from. */
+  private async renewedElsewhere(usedRefreshToken: string | undefined): Promise<boolean> {
+    const { slot } = this.options;
+    try {
+      await slot.reload();
+    } catch {
+      return false;
+    }
+    const now = slot.current;
+    return now !== undefined && slot.status === 'active' && now.refresh_token !== usedRefreshToken;
   }
 
   private defaultScope(): string | undefined {

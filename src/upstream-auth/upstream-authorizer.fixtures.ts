@@ -16,6 +16,8 @@ export interface FakeAuthorizationServer {
   readonly mcpUrl: string;
   /** What the token endpoint does with a refresh_token grant. */
   refresh: 'ok' | 'invalid_grant' | 'unavailable';
+  /** Runs before a refresh_token grant is answered (a test's "meanwhile, elsewhere"). */
+  beforeRefreshAnswer: (() => Promise<void>) | undefined;
   /** Advertise PKCE S256 (false: no code_challenge_methods_supported at all). */
   pkce: boolean;
   /** Scopes `/mcp` requires for tools/call (403 insufficient_scope without them). */
@@ -46,6 +48,7 @@ export async function startFakeAuthorizationServer(options: { clientSecret?: str
     base: '',
     mcpUrl: '',
     refresh: 'ok',
+    beforeRefreshAnswer: undefined,
     pkce: true,
     callScopes: [],
     requests: [],
@@ -115,6 +118,7 @@ export async function startFakeAuthorizationServer(options: { clientSecret?: str
             return send(res, 200, issue(entry.scope, true));
           }
           if (grant === 'refresh_token') {
+            await state.beforeRefreshAnswer?.();
             if (state.refresh === 'unavailable') return send(res, 503, { error: 'temporarily_unavailable' });
             const token = params['refresh_token'] ?? '';
             if (state.refresh === 'invalid_grant' || !refreshTokens.has(token)) return send(res, 400, { error: 'invalid_grant', error_description: `refresh token ${token} is revoked` });

@@ -211,6 +211,34 @@ describe('refresh job', () => {
     expect(err.details.data).toMatchObject({ target: 'up', reason: 'reconsent' });
   });
 
+  it('a refresh refused because another replica rotated the token meanwhile keeps the new token, no re-consent', async () => {
+    build(config({ mode: 'user-oauth' }));
+    await authorizer.completeUserAuthorization(await consent());
+    const key = { tenant: 'default', target: 'up', subject: 'user:alice' as const, kind: 'oauth-tokens' as const };
+    const before = (await vault.get<Record<string, unknown>>(key))!;
+    // While this gateway's refresh is on the wire, another replica refreshes first: the upstream
+    // rotates the refresh token, and (reuse detection) refuses the old one with invalid_grant.
+    as.beforeRefreshAnswer = async () => {
+      as.beforeRefreshAnswer = undefined;
+      await vault.put(key, { ...before.value, access_token: 'elsewhere-access', refresh_token: 'elsewhere-refresh' }, { expiresAt: clock.now() + 300_000, refreshAt: clock.now() + 240_000 });
+      as.refresh = 'invalid_grant';
+    };
+    clock.advance(241_000);
+    expect(await authorizer.refreshDue()).toEqual({ refreshed: 1, failed: 0, needsConsent: 0 });
+    expect(await authorizer.userAuthorization('up', ALICE)).toBe('active');
+    expect(await authorizer.userCredential('up', ALICE).headers()).toEqual({ authorization: 'Bearer elsewhere-access' });
+  });
+
+  it('a row another replica took for refresh is skipped', async () => {
+    build(config({ mode: 'user-oauth' }));
+    await authorizer.completeUserAuthorization(await consent());
+    clock.advance(241_000);
+    const [due] = await vault.due(clock.now());
+    expect(await vault.claim(due!.key, due!.meta.refreshAt!, clock.now() + 60_000)).toBe(true);
+    expect(await authorizer.refreshDue()).toEqual({ refreshed: 0, failed: 0, needsConsent: 0 });
+    expect(as.requests.filter((r) => r.params['grant_type'] === 'refresh_token')).toHaveLength(0);
+  });
+
   it('5xx failures back off (doubling) and after maxFailures mark needs-consent', async () => {
     build(config({ mode: 'user-oauth' }));
     await authorizer.completeUserAuthorization(await consent());

@@ -67,6 +67,8 @@ interface OAuthTarget extends FlowTarget {
 }
 
 const CONCURRENT_REFRESHES = 4;
+/** How long a refresh job pass holds a row it took (other replicas skip it meanwhile). */
+const REFRESH_LEASE_MS = 60_000;
 
 export function createUpstreamAuthorizer(config: GatehouseConfig, deps: UpstreamAuthorizerDeps): UpstreamAuthorizations & { close(): void } {
   const { vault, clock, log } = deps;
@@ -381,6 +383,8 @@ export function createUpstreamAuthorizer(config: GatehouseConfig, deps: Upstream
             await vault.mark(row.key, { refreshAt: null }).catch(() => undefined);
             continue;
           }
+          // A lease, not a lock: a replica that dies mid-refresh leaves the row to the next pass after it.
+          if (row.meta.refreshAt === null || !(await vault.claim(row.key, row.meta.refreshAt, clock.now() + REFRESH_LEASE_MS))) continue;
           const outcome = await credential.renewForJob();
           if (outcome === 'refreshed') totals.refreshed++;
           else if (outcome === 'needs-consent') totals.needsConsent++;

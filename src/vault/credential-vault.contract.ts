@@ -148,6 +148,20 @@ export function describeCredentialVaultContract(name: string, harness: Credentia
       expect((await vault.due(now)).map((s) => s.key.subject)).toEqual(['user:b']);
     });
 
+    it('lets one claimant take a due row: a second claim with the same expectation loses', async () => {
+      const { vault } = await fresh();
+      const now = clock.now();
+      await vault.put(tokens('user:a'), {}, { refreshAt: now - 10 });
+      await vault.put(tokens('user:b'), {}, { refreshAt: now - 10, status: 'needs-consent' });
+      expect(await vault.claim(tokens('user:a'), now - 10, now + 60_000)).toBe(true);
+      expect(await vault.claim(tokens('user:a'), now - 10, now + 60_000)).toBe(false);
+      expect((await vault.due(now)).map((s) => s.key.subject)).toEqual([]);
+      expect((await vault.get(tokens('user:a')))?.meta.refreshAt).toBe(now + 60_000);
+      // A row that needs consent is nobody's to refresh; an absent one neither.
+      expect(await vault.claim(tokens('user:b'), now - 10, now + 60_000)).toBe(false);
+      expect(await vault.claim(tokens('user:z'), now - 10, now + 60_000)).toBe(false);
+    });
+
     it('keeps odd user ids exactly, and refuses key parts the AAD could not tell apart', async () => {
       const { vault } = await fresh();
       const odd = tokens('user:ali\ue000ce 😀 Straße');

@@ -87,6 +87,11 @@ export interface CredentialVault {
   list(filter?: { tenant?: string; target?: string; subject?: CredentialSubject; kind?: CredentialKind }): Promise<CredentialSummary[]>;
   /** `oauth-tokens` rows with status `active` whose `refreshAt` is at or before `now`. */
   due(now: number, limit?: number): Promise<CredentialSummary[]>;
+  /**
+   * Take a due row for one refresh: its `refreshAt` moves from `expected` to `until` (a lease)
+   * unless someone else moved it first. Replicas sharing a database each refresh a row once.
+   */
+  claim(key: CredentialKey, expected: number, until: number): Promise<boolean>;
   /** Re-encrypt every row not under the active key; returns how many were rewritten. */
   rotate(): Promise<{ rewritten: number; activeKey: string }>;
   /** The active key's id (for admin output). */
@@ -254,6 +259,11 @@ export function createCredentialVault(table: CredentialTable, cipher: VaultCiphe
 
     async due(now, limit = DUE_LIMIT) {
       return summariesOf(await table.due(now, limit));
+    },
+
+    async claim(key, expected, until) {
+      checkKey(key);
+      return table.claim(key, expected, until, clock.now());
     },
 
     async rotate() {

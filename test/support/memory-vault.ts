@@ -88,6 +88,14 @@ export class MemoryVault implements CredentialVault {
       .map((row) => ({ key: { ...row.key }, meta: { ...row.meta } }));
   }
 
+  async claim(key: CredentialKey, expected: number, until: number): Promise<boolean> {
+    const row = this.rows.get(id(key));
+    if (row === undefined || row.meta.status !== 'active' || row.meta.refreshAt !== expected) return false;
+    this.writes.push({ op: 'mark', key, meta: { refreshAt: until } });
+    row.meta = { ...row.meta, refreshAt: until, updatedAt: this.clock.now() };
+    return true;
+  }
+
   async rotate(): Promise<{ rewritten: number; activeKey: string }> {
     return { rewritten: 0, activeKey: this.activeKeyId };
   }
