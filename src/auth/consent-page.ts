@@ -8,10 +8,11 @@
  * replica) skips the page, while every other client still gets it.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { GrantInstance, InteractionDetails, Provider } from 'oidc-provider';
 import type { InteractionRequest } from './interaction.ts';
 import { sameSecret } from './secret-compare.ts';
+import { isSameOriginPost, readForm } from './form-post.ts';
 
 /** What the user is asked to grant, as oidc-provider's consent prompt reports it. */
 interface RequestedAccess {
@@ -30,7 +31,6 @@ export interface ConsentStep {
 
 /** The approve/deny form's action, below the interaction URL. */
 export const CONSENT_SUBPATH = '/consent';
-const MAX_FORM_BYTES = 8 * 1024;
 
 const STYLE = 'body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;line-height:1.5}dt{font-weight:600}dd{margin:0 0 .75rem}code{word-break:break-all}button{font-size:1rem;padding:.5rem 1.25rem;margin-right:.75rem}';
 /** Hash source for the one inline style block, so the CSP can stay `default-src 'none'`. */
@@ -199,25 +199,6 @@ function formTargets(redirectUri: string): string[] {
   }
 }
 
-/** Defence in depth beside the token: refuse a POST that a browser marks as cross-site. */
-function isSameOriginPost(req: IncomingMessage, issuer: string): boolean {
-  const site = req.headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'same-origin') return false;
-  const origin = req.headers.origin;
-  return origin === undefined || origin === new URL(issuer).origin;
-}
-
-async function readForm(req: IncomingMessage): Promise<URLSearchParams | undefined> {
-  if (!(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return undefined;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_FORM_BYTES) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-}
 
 
 function hostOf(uri: string): string {

@@ -30,13 +30,13 @@ import { CONNECT_PATH, ELICITATION_ID, targetDisplayName, type ConsentFlow, type
 import { consentPageHtml, messagePageHtml, pageHeaders, sendPage, sendRedirect } from './connect-page.ts';
 import type { UpstreamAuthorizations } from './upstream-credential.ts';
 import { sameSecret } from '../auth/secret-compare.ts';
+import { isSameOriginPost, readForm } from '../auth/form-post.ts';
 
 /** The upstream's redirect URI (below the public base URL). */
 export const CONNECT_CALLBACK_PATH = '/upstream-auth/callback';
 const PREFIX = '/upstream-auth/';
 const COOKIE = 'gatehouse_connect';
 const BROWSER_ID = /^[A-Za-z0-9_-]{43}$/;
-const MAX_FORM_BYTES = 8 * 1024;
 
 /** Where refusals worth an operator's eye and internal failures go (a pino logger fits). */
 export interface ConnectLog {
@@ -300,37 +300,6 @@ function browserCookie(req: IncomingMessage, name: string): string | undefined {
   }
   return undefined;
 }
-
-/**
- * Defence in depth beside the token: refuse a POST a browser marks as cross-site. Same origin
- * is the public base URL's, or the request's own host (a loopback gateway reached as localhost;
- * the listener has already checked the Host header).
- */
-function isSameOriginPost(req: IncomingMessage, publicBase: string): boolean {
-  const site = req.headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'same-origin') return false;
-  const origin = req.headers.origin;
-  if (origin === undefined) return true;
-  if (origin === new URL(publicBase).origin) return true;
-  try {
-    return new URL(origin).host === req.headers.host;
-  } catch {
-    return false;
-  }
-}
-
-async function readForm(req: IncomingMessage): Promise<URLSearchParams | undefined> {
-  if (!(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return undefined;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_FORM_BYTES) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-}
-
 
 /** What a log may say about a failure at the upstream: the error's code or class, never its text. */
 function errorType(err: unknown): string {
