@@ -46,6 +46,7 @@ import { TASK_ID_KEY_BYTES, TaskIdKey } from './routing/tasks.ts';
 import { UpstreamAuthRuntime } from './upstream-auth/upstream-auth-runtime.ts';
 import { credentialRoutes } from './admin/credential-routes.ts';
 import type { BrowserIdentity } from './auth/connect-identity.ts';
+import type { IdentityTokenSink } from './auth/idp-login.ts';
 import type { SubjectAssertionInput } from './auth/authorization-server.ts';
 
 /** The row of `gatehouse_gateway_secret` holding the task id key. */
@@ -63,6 +64,8 @@ export interface AuthorizationServerContext {
   publicBase: string;
   clock: Clock;
   logger: GatewayLogger;
+  /** Where the IdP login keeps users' ID tokens (cross-app access upstreams): the upstream tier's vault. */
+  identityTokens: IdentityTokenSink;
 }
 
 export interface GatewayOptions {
@@ -374,6 +377,7 @@ export class Gateway {
         publicBase: this.publicBase,
         clock: this.clock,
         logger: this.logger,
+        identityTokens: this.upstreamAuth.identityTokenSink,
       });
     }
     const issuer = this.options.tokenIssuer ?? this.authorizationServer;

@@ -13,11 +13,9 @@ export function composeAuthorizationServer(configDir: string): NonNullable<Gatew
     const { createAuthorizationServer } = await import('./authorization-server.ts');
     const { createEnterpriseAuth } = await import('./enterprise-auth.ts');
     const { SqlStore } = await import('../storage/sql-store.ts');
-    const { identityTokenSinkOnStore } = await import('../upstream-auth/identity-tokens.ts');
     if (!(context.store instanceof SqlStore)) throw new Error('the authorization server needs a SQL store');
     // The IdP login keeps users' ID tokens for cross-app access targets (SEP-990) in the vault.
-    const identityTokens = identityTokenSinkOnStore({ store: context.store, config: context.config, configDir, clock: context.clock, logger: context.logger });
-    const enterprise = createEnterpriseAuth({ auth: context.config().auth, configDir, clock: context.clock, identityTokens });
+    const enterprise = createEnterpriseAuth({ auth: context.config().auth, configDir, clock: context.clock, identityTokens: context.identityTokens });
     const as = await createAuthorizationServer({
       config: context.config(),
       publicBase: context.publicBase,

@@ -60,7 +60,7 @@ describe('identity tokens kept from the IdP login', () => {
     const logger = { warn: (fields: unknown, message: string) => warnings.push(`${message} ${JSON.stringify(fields)}`) } as unknown as GatewayLogger;
     let config = crossAppConfig('gateway-assertion');
     expect(needsIdentityTokens(config)).toBe(false);
-    const sink = identityTokenSink({ tokens, config: () => config, logger });
+    const sink = identityTokenSink({ tokens: () => tokens, config: () => config, logger });
     const entry = { tenant: 'acme', user: 'alice', idToken: ID_TOKEN, expiresAt: clock.now() + 3_600_000 };
     await sink.keep(entry);
     expect(await vault.list()).toEqual([]);
@@ -70,7 +70,7 @@ describe('identity tokens kept from the IdP login', () => {
     await sink.keep(entry);
     expect(await tokens.current(entry)).toBe(ID_TOKEN);
 
-    const broken = identityTokenSink({ tokens: new IdentityTokens({ ...vault, put: () => Promise.reject(new Error(`cannot store ${ID_TOKEN}`)) } as unknown as MemoryVault, clock), config: () => config, logger });
+    const broken = identityTokenSink({ tokens: () => new IdentityTokens({ ...vault, put: () => Promise.reject(new Error(`cannot store ${ID_TOKEN}`)) } as unknown as MemoryVault, clock), config: () => config, logger });
     await expect(broken.keep(entry)).resolves.toBeUndefined();
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).not.toContain(ID_TOKEN);

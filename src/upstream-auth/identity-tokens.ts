@@ -12,10 +12,8 @@
  */
 import type { Clock } from '../clock.ts';
 import type { GatehouseConfig } from '../config/schema.ts';
-import type { SqlStore } from '../storage/sql-store.ts';
 import type { GatewayLogger } from '../telemetry/log.ts';
-import { createCredentialVault, type CredentialKey, type CredentialVault } from '../vault/credential-vault.ts';
-import { createVaultCipher } from '../vault/vault-cipher.ts';
+import type { CredentialKey, CredentialVault } from '../vault/credential-vault.ts';
 
 /** The vault target of identity tokens. */
 export const IDENTITY_TOKEN_TARGET = '@idp';
@@ -81,49 +79,17 @@ export function needsIdentityTokens(config: Readonly<GatehouseConfig>): boolean 
  * the current config needs it. Never rejects (the login stands either way: the upstream that
  * needs the token then asks the user to sign in again); a failure is logged without the token.
  */
-export function identityTokenSink(options: { tokens: IdentityTokens; config(): Readonly<GatehouseConfig>; logger: GatewayLogger }): { keep(entry: IdentityTokenEntry): Promise<void> } {
+export function identityTokenSink(options: { tokens(): IdentityTokens | undefined; config(): Readonly<GatehouseConfig>; logger: GatewayLogger }): { keep(entry: IdentityTokenEntry): Promise<void> } {
   return {
     async keep(entry) {
       if (!needsIdentityTokens(options.config())) return;
       try {
-        await options.tokens.keep(entry);
+        // The vault of the moment (keys follow reloads); none without vault keys: nothing is kept.
+        await options.tokens()?.keep(entry);
       } catch (err) {
         const type = err instanceof Error ? err.name : 'unknown';
         options.logger.warn({ kind: 'upstream-auth', tenant: entry.tenant, user: entry.user, error: type }, 'keeping the identity token of a login failed');
       }
-    },
-  };
-}
-
-/**
- * The sink for the authorization server's IdP login (compose-authorization-server.ts), on the
- * gateway's own store and vault keys: the upstream tier reads the same rows. Undefined without
- * vault keys (nothing could be kept encrypted, so nothing is kept).
- */
-export function identityTokenSinkOnStore(options: { store: SqlStore; config(): Readonly<GatehouseConfig>; configDir: string; clock: Clock; logger: GatewayLogger }): { keep(entry: IdentityTokenEntry): Promise<void> } | undefined {
-  if (options.config().vault.keys.length === 0) return undefined;
-  // The vault follows the current config: after a key rotation (a reload) ID tokens are kept
-  // under the new active key, like everything else.
-  let built: { from: unknown; sink: { keep(entry: IdentityTokenEntry): Promise<void> } | undefined } | undefined;
-  const current = (): { keep(entry: IdentityTokenEntry): Promise<void> } | undefined => {
-    const vaultConfig = options.config().vault;
-    if (built?.from !== vaultConfig) {
-      const vault = vaultConfig.keys.length === 0 ? undefined : createCredentialVault(options.store.credentialTable(), createVaultCipher(vaultConfig, options.configDir), options.clock);
-      built = { from: vaultConfig, sink: vault === undefined ? undefined : identityTokenSink({ tokens: new IdentityTokens(vault, options.clock), config: options.config, logger: options.logger }) };
-    }
-    return built.sink;
-  };
-  return {
-    keep: async (entry) => {
-      let sink: ReturnType<typeof current>;
-      try {
-        sink = current();
-      } catch {
-        // Keeping the ID token never fails the login (a reload refuses unreadable keys anyway).
-        options.logger.warn({ kind: 'upstream-auth', tenant: entry.tenant, user: entry.user }, 'keeping the identity token of a login failed: the vault keys cannot be read');
-        return;
-      }
-      await sink?.keep(entry);
     },
   };
 }

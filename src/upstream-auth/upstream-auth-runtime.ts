@@ -25,7 +25,8 @@ import { PendingAuthorizations } from './pending-authorizations.ts';
 import { ConsentFlows } from './consent-flows.ts';
 import { createConnectRoutes, type ConnectRoutes } from './connect-routes.ts';
 import type { UpstreamAuthorizations, UserRef } from './upstream-credential.ts';
-import { IdentityTokens } from './identity-tokens.ts';
+import { IdentityTokens, identityTokenSink } from './identity-tokens.ts';
+import type { IdentityTokenSink } from '../auth/idp-login.ts';
 import { actsPerAgent, userOfSubject } from './user-subject.ts';
 
 export interface UpstreamAuthRuntimeOptions {
@@ -74,6 +75,8 @@ function sharedInputs(config: Readonly<GatehouseConfig>): unknown {
 export class UpstreamAuthRuntime {
   readonly flows: ConsentFlows;
   readonly routes: ConnectRoutes;
+  /** Where the IdP login keeps ID tokens: this tier's vault, as the config of the moment has it. */
+  readonly identityTokenSink: IdentityTokenSink;
   private readonly options: UpstreamAuthRuntimeOptions;
   private vaultValue: CredentialVault | undefined;
   /** Users' IdP ID tokens (cross-app access), on the vault. */
@@ -93,6 +96,7 @@ export class UpstreamAuthRuntime {
   constructor(options: UpstreamAuthRuntimeOptions) {
     this.options = options;
     this.pending = new PendingAuthorizations(options.clock);
+    this.identityTokenSink = identityTokenSink({ tokens: () => this.identityTokens, config: options.config, logger: options.logger });
     this.flows = new ConsentFlows({
       clock: options.clock,
       publicBase: options.publicBase,
