@@ -14,7 +14,7 @@ import { auth, type OAuthClientMetadata, type OAuthDiscoveryState } from '@model
 import type { PendingAuthorization } from './pending-authorizations.ts';
 import { GatehouseError } from '../protocol/errors.ts';
 import type { PreRegisteredClient, FlowTarget } from './token-grants.ts';
-import { VaultOAuthProvider, type TokenSlot } from './vault-oauth-provider.ts';
+import { VaultOAuthProvider, type ProviderFlow, type TokenSlot } from './vault-oauth-provider.ts';
 import { credentialUnavailable } from './oauth-failure.ts';
 
 /** What the code flow knows of the gateway as a client at one target. */
@@ -28,6 +28,19 @@ export interface ConsentClient {
 /** A fresh `state`: 256 random bits. */
 export function newState(): string {
   return randomBytes(32).toString('base64url');
+}
+
+/** The SDK provider for one leg of a consent: the gateway as this target's client, redirecting to `redirectUri`. */
+function consentProvider(target: FlowTarget, slot: TokenSlot, client: ConsentClient, redirectUri: string, leg: Partial<ProviderFlow>): VaultOAuthProvider {
+  return new VaultOAuthProvider(target.records, slot, {
+    serverUrl: target.serverUrl,
+    clientMetadata: clientMetadata(client, redirectUri),
+    clientMetadataUrl: client.clientMetadataUrl,
+    preRegistered: client.preRegistered?.info,
+    addClientAuthentication: client.preRegistered?.addClientAuthentication,
+    redirectUrl: redirectUri,
+    ...leg,
+  });
 }
 
 function clientMetadata(client: ConsentClient, redirectUri: string): OAuthClientMetadata {
@@ -48,16 +61,7 @@ function clientMetadata(client: ConsentClient, redirectUri: string): OAuthClient
 export async function beginConsent(
   target: FlowTarget, slot: TokenSlot, client: ConsentClient, options: { redirectUri: string; scope: string | undefined; state: string },
 ): Promise<{ authorizationUrl: URL; codeVerifier: string; discovery: OAuthDiscoveryState | undefined; scope: string | undefined }> {
-  const provider = new VaultOAuthProvider(target.records, slot, {
-    serverUrl: target.serverUrl,
-    clientMetadata: clientMetadata(client, options.redirectUri),
-    clientMetadataUrl: client.clientMetadataUrl,
-    preRegistered: client.preRegistered?.info,
-    addClientAuthentication: client.preRegistered?.addClientAuthentication,
-    redirectUrl: options.redirectUri,
-    state: options.state,
-    freshDiscovery: true,
-  });
+  const provider = consentProvider(target, slot, client, options.redirectUri, { state: options.state, freshDiscovery: true });
   const hint = target.records.hint.resourceMetadataUrl;
   const result = await auth(provider, {
     serverUrl: target.serverUrl,
@@ -81,17 +85,7 @@ export async function beginConsent(
 
 /** Redeem the code at the server the flow began with; the tokens land in `slot`. */
 export async function completeConsent(target: FlowTarget, slot: TokenSlot, client: ConsentClient, pending: PendingAuthorization, code: string, iss: string | undefined): Promise<void> {
-  const provider = new VaultOAuthProvider(target.records, slot, {
-    serverUrl: target.serverUrl,
-    clientMetadata: clientMetadata(client, pending.redirectUri),
-    clientMetadataUrl: client.clientMetadataUrl,
-    preRegistered: client.preRegistered?.info,
-    addClientAuthentication: client.preRegistered?.addClientAuthentication,
-    redirectUrl: pending.redirectUri,
-    codeVerifier: pending.codeVerifier,
-    discovery: pending.discovery,
-    requestedScope: pending.scope,
-  });
+  const provider = consentProvider(target, slot, client, pending.redirectUri, { codeVerifier: pending.codeVerifier, discovery: pending.discovery, requestedScope: pending.scope });
   const result = await auth(provider, {
     serverUrl: target.serverUrl,
     fetchFn: target.fetch,

@@ -37,11 +37,38 @@ export interface UpstreamTokens extends StoredOAuthTokens {
 export type TokenGrant = (scope: string | undefined, found: { issuer: string; resource: string | undefined }) => Promise<URLSearchParams>;
 
 /** Per target: the gateway's client registration, the discovery state and the latest challenge hint. */
+/** One vault row of a target, read once and then kept in memory (it changes only through here). */
+class CachedRow<T> {
+  private value: T | undefined;
+  private loaded = false;
+
+  constructor(
+    private readonly vault: CredentialVault | undefined,
+    private readonly key: CredentialKey,
+  ) {}
+
+  async get(): Promise<T | undefined> {
+    if (!this.loaded && this.vault) this.value = (await this.vault.get<T>(this.key))?.value;
+    this.loaded = true;
+    return this.value;
+  }
+
+  async set(value: T): Promise<void> {
+    this.value = value;
+    this.loaded = true;
+    await this.vault?.put(this.key, value);
+  }
+
+  async forget(): Promise<void> {
+    this.value = undefined;
+    this.loaded = true;
+    await this.vault?.delete(this.key);
+  }
+}
+
 export class TargetRecords {
-  private client: StoredOAuthClientInformation | undefined;
-  private clientLoaded = false;
-  private discovery: OAuthDiscoveryState | undefined;
-  private discoveryLoaded = false;
+  private readonly client: CachedRow<StoredOAuthClientInformation>;
+  private readonly discovery: CachedRow<OAuthDiscoveryState>;
   /** What the upstream's latest 401 said (RFC 9728 resource_metadata, the scope it wants). */
   hint: { resourceMetadataUrl?: string; scope?: string } = {};
   /**
@@ -51,49 +78,37 @@ export class TargetRecords {
   preRegisteredIssuer: string | undefined;
 
   constructor(
-    private readonly vault: CredentialVault | undefined,
+    vault: CredentialVault | undefined,
     readonly tenant: string,
     readonly target: string,
-  ) {}
-
-  private key(kind: 'oauth-client' | 'oauth-discovery'): CredentialKey {
-    return { tenant: this.tenant, target: this.target, subject: 'service', kind };
+  ) {
+    // Target-wide rows: the registration and the discovery belong to the gateway, not to a user.
+    this.client = new CachedRow(vault, { tenant, target, subject: 'service', kind: 'oauth-client' });
+    this.discovery = new CachedRow(vault, { tenant, target, subject: 'service', kind: 'oauth-discovery' });
   }
 
-  async registeredClient(): Promise<StoredOAuthClientInformation | undefined> {
-    if (!this.clientLoaded && this.vault) this.client = (await this.vault.get<StoredOAuthClientInformation>(this.key('oauth-client')))?.value;
-    this.clientLoaded = true;
-    return this.client;
+  registeredClient(): Promise<StoredOAuthClientInformation | undefined> {
+    return this.client.get();
   }
 
-  async saveClient(info: StoredOAuthClientInformation): Promise<void> {
-    this.client = info;
-    this.clientLoaded = true;
-    await this.vault?.put(this.key('oauth-client'), info);
+  saveClient(info: StoredOAuthClientInformation): Promise<void> {
+    return this.client.set(info);
   }
 
-  async forgetClient(): Promise<void> {
-    this.client = undefined;
-    this.clientLoaded = true;
-    await this.vault?.delete(this.key('oauth-client'));
+  forgetClient(): Promise<void> {
+    return this.client.forget();
   }
 
-  async discoveryState(): Promise<OAuthDiscoveryState | undefined> {
-    if (!this.discoveryLoaded && this.vault) this.discovery = (await this.vault.get<OAuthDiscoveryState>(this.key('oauth-discovery')))?.value;
-    this.discoveryLoaded = true;
-    return this.discovery;
+  discoveryState(): Promise<OAuthDiscoveryState | undefined> {
+    return this.discovery.get();
   }
 
-  async saveDiscovery(state: OAuthDiscoveryState): Promise<void> {
-    this.discovery = state;
-    this.discoveryLoaded = true;
-    await this.vault?.put(this.key('oauth-discovery'), state);
+  saveDiscovery(state: OAuthDiscoveryState): Promise<void> {
+    return this.discovery.set(state);
   }
 
-  async forgetDiscovery(): Promise<void> {
-    this.discovery = undefined;
-    this.discoveryLoaded = true;
-    await this.vault?.delete(this.key('oauth-discovery'));
+  forgetDiscovery(): Promise<void> {
+    return this.discovery.forget();
   }
 }
 
