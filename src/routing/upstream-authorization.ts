@@ -76,17 +76,28 @@ export function authorizationRequired(ctx: CallContext, flows: ConsentElicitatio
 
 /**
  * A 2026-07-28 retry carrying a consent `requestState`: check it belongs to this caller and
- * target, and return the params without `requestState` / `inputResponses` (they are the
- * gateway's, never the upstream's). Params without one come back unchanged.
+ * target, and drop `requestState` / `inputResponses` (the gateway's, never the upstream's) from
+ * the params to forward and from the call's own request (the MRTR bridge reads that one).
+ * Without one, both come back unchanged.
  */
-export function consumeConsentState(ctx: CallContext, flows: ConsentElicitations | undefined, target: string, params: JsonObject | undefined): JsonObject | undefined {
+export function consumeConsentState(
+  ctx: CallContext,
+  flows: ConsentElicitations | undefined,
+  target: string,
+  params: JsonObject | undefined,
+): { ctx: CallContext; params: JsonObject | undefined } {
   const state = params?.['requestState'];
-  if (typeof state !== 'string' || !state.startsWith(CONSENT_STATE_PREFIX)) return params;
+  if (typeof state !== 'string' || !state.startsWith(CONSENT_STATE_PREFIX)) return { ctx, params };
   const owner = flows?.owner(state.slice(CONSENT_STATE_PREFIX.length));
   const { principal } = ctx;
   if (owner === undefined || owner.target !== target || owner.tenant !== principal.tenant || owner.user !== principal.user || owner.agent !== principal.agent) {
     throw new GatehouseError('INVALID_INPUT_RESPONSE', 'requestState is unknown, expired or belongs to another request', { id: ctx.request.id });
   }
-  const { requestState: _state, inputResponses: _responses, ...rest } = params!;
+  return { ctx: { ...ctx, request: { ...ctx.request, params: withoutInput(ctx.request.params) } }, params: withoutInput(params) };
+}
+
+function withoutInput(params: JsonObject | undefined): JsonObject | undefined {
+  if (params === undefined) return undefined;
+  const { requestState: _state, inputResponses: _responses, ...rest } = params;
   return rest;
 }
