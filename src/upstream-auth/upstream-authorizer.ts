@@ -20,7 +20,7 @@ import { createDiscoveryFetch } from './discovery-fetch.ts';
 import { challengeParams, keepHint, OAuthCredential } from './oauth-credential.ts';
 import { NO_CREDENTIAL_HEADERS } from './authorized-request.ts';
 import { authorizationRequired, classifyFailure, credentialUnavailable } from './oauth-failure.ts';
-import { createStaticCredential, staticHeaderValue } from './static-credential.ts';
+import { buildStaticCredential } from './static-credential.ts';
 import { revokeTokens } from './token-revocation.ts';
 import {
   clientCredentialsGrant, gatewayAssertionGrant, idJagGrant, obtainWithoutUser, preRegisteredClient, refreshTokens,
@@ -85,31 +85,12 @@ export function createUpstreamAuthorizer(config: GatehouseConfig, deps: Upstream
 
   for (const [name, target] of Object.entries(config.targets)) {
     const credentials = target.credentials;
-    if (credentials.mode === 'static') buildStatic(name, target, credentials);
+    if (credentials.mode === 'static') {
+      const built = buildStaticCredential(name, target, credentials, (ref, what) => secret(ref, what), log);
+      if ('env' in built) childEnv.set(name, built.env);
+      else statics.set(name, built.credential);
+    }
     else if (credentials.mode === 'client-credentials' || credentials.mode === 'user-oauth') oauth.set(name, buildOAuthTarget(name, target, credentials));
-  }
-
-  function buildStatic(name: string, target: TargetConfig, credentials: Extract<TargetCredentials, { mode: 'static' }>): void {
-    let value: string | undefined;
-    let failure: string | undefined;
-    try {
-      value = secret(credentials.secret, `targets.${name}.credentials.secret`);
-    } catch (err) {
-      failure = err instanceof Error ? err.message : 'unreadable';
-      log('warn', 'static upstream secret unavailable; the target fails closed', { target: name, error: failure });
-    }
-    if (target.transport === 'stdio') {
-      if (credentials.envVar === undefined) childEnv.set(name, 'static credentials of a stdio target need envVar');
-      else childEnv.set(name, value === undefined ? (failure ?? 'unreadable') : Object.freeze({ [credentials.envVar]: value }));
-      return;
-    }
-    let header: string | undefined;
-    try {
-      header = value === undefined ? undefined : staticHeaderValue(credentials.scheme, value);
-    } catch {
-      log('warn', 'static upstream secret is not a valid header value; the target fails closed', { target: name });
-    }
-    statics.set(name, createStaticCredential(name, credentials.header, header));
   }
 
   function buildOAuthTarget(name: string, target: TargetConfig, credentials: OAuthTarget['credentials']): OAuthTarget {
