@@ -182,6 +182,8 @@ export class UpstreamAuthRuntime {
     }
     if (everyAgent) for (const subject of subjects) await vault.deleteWhere({ tenant: filter.tenant, target: filter.target, subject });
     else await vault.deleteWhere(filter);
+    // What stays in memory (the service identity's token, a registration) is read again at once.
+    this.authorizer?.invalidate?.({ tenant: filter.tenant, target: filter.target, ...(filter.subject === undefined || everyAgent ? {} : { subject: filter.subject }) });
     // What the operator named and is now gone (disconnectUser already removed the users' rows).
     return rows.length;
   }
