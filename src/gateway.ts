@@ -44,7 +44,6 @@ import type { AuthorizationServerRoutes } from './downstream/http-listener.ts';
 import { SqlStore } from './storage/sql-store.ts';
 import { TASK_ID_KEY_BYTES, TaskIdKey } from './routing/tasks.ts';
 import { UpstreamAuthRuntime } from './upstream-auth/upstream-auth-runtime.ts';
-import { credentialRoutes } from './admin/credential-routes.ts';
 import type { BrowserIdentity } from './auth/connect-identity.ts';
 import type { IdentityTokenSink } from './auth/idp-login.ts';
 import type { SubjectAssertionInput } from './auth/authorization-server.ts';
@@ -154,17 +153,10 @@ export class Gateway {
       config: () => this.snapshotValue.config,
       configDir: options.configDir ?? process.cwd(),
       publicBase: () => this.publicBase,
-      identity: () => this.authorizationServer?.browserIdentity,
-      assertionSigner: () => {
-        const as = this.authorizationServer;
-        const mint = as?.mintSubjectAssertion;
-        return mint === undefined ? undefined : { mintSubjectAssertion: (input) => mint.call(as, input) };
-      },
+      authorizationServer: () => this.authorizationServer,
       notifySession: (id, elicitationId) =>
         this.sessions.peek(id)?.session.unsolicited?.send({ jsonrpc: '2.0', method: 'notifications/elicitation/complete', params: { elicitationId } }),
-      onUserAuthorized: (target, who) => void this.registry.userAuthorized(target, who),
-      onUserDisconnected: (target, who) => this.registry.forgetUser(target, who),
-      sweepIdle: () => this.registry.sweepIdleUsers(this.snapshotValue.config.sessions.idleTimeoutMs),
+      users: this.registry,
     });
     this.inputs = new InputRequiredBroker(this.clock, options.config.sessions.inputRequiredTtlMs);
     this.catalogValue = buildCatalog([], options.config);
@@ -217,8 +209,7 @@ export class Gateway {
       return as?.rotateSigningKeys === undefined ? undefined : { rotateSigningKeys: () => as.rotateSigningKeys!() };
     };
     for (const route of authRoutes({ authorizationServer: rotatable, audit: () => this.audit })) this.admin.addRoute(route);
-    const upstreamAuth = this.upstreamAuth;
-    for (const route of credentialRoutes({ vault: () => upstreamAuth.vault, audit: () => this.audit, connect: (r) => upstreamAuth.startConnect(r), revoke: (f) => upstreamAuth.revoke(f) })) this.admin.addRoute(route);
+    for (const route of this.upstreamAuth.adminRoutes(() => this.audit)) this.admin.addRoute(route);
   }
 
   get snapshot(): Snapshot {

@@ -22,6 +22,9 @@ import type { BrowserIdentity } from '../auth/connect-identity.ts';
 import type { SubjectAssertionInput } from '../auth/authorization-server.ts';
 import type { ConsentElicitations } from '../routing/upstream-authorization.ts';
 import { PendingAuthorizations } from './pending-authorizations.ts';
+import { credentialRoutes } from '../admin/credential-routes.ts';
+import type { AdminRoute } from '../admin/admin-listener.ts';
+import type { AuditService } from '../audit/audit-service.ts';
 import { ConsentFlows } from './consent-flows.ts';
 import { createConnectRoutes, type ConnectRoutes } from './connect-routes.ts';
 import type { UpstreamAuthorizations, UserRef } from './upstream-credential.ts';
@@ -36,22 +39,23 @@ export interface UpstreamAuthRuntimeOptions {
   /** Where `secretRef.file` paths resolve from. */
   configDir: string;
   publicBase(): string;
-  /** `auth.mode: oauth`: the authorization server's browser identity check. */
-  identity(): BrowserIdentity | undefined;
   /**
-   * `tokenExchange.subjectToken: gateway-assertion`: what signs the user's subject assertion
-   * (the gateway's own authorization server); undefined while none runs, and such targets then
-   * fail closed. Read per exchange: the authorization server starts after the targets.
+   * The gateway's own authorization server (`auth.mode: oauth`): its browser identity check for
+   * the connect page, and its signer of `gateway-assertion` subject tokens. Read per use: it
+   * starts after the targets; without one, those fail closed.
    */
-  assertionSigner?(): { mintSubjectAssertion(input: SubjectAssertionInput): Promise<string> } | undefined;
+  authorizationServer(): { browserIdentity?: BrowserIdentity; mintSubjectAssertion?(input: SubjectAssertionInput): Promise<string> } | undefined;
   /** The session a completed consent should be told about (`notifications/elicitation/complete`). */
   notifySession(sessionId: string, elicitationId: string): void;
-  /** A user now holds a fresh token at a target: the registry reconnects them (and discovers a new target). */
-  onUserAuthorized(target: string, who: UserRef): void;
-  /** A user's credential at a target is gone: the registry closes their connection. */
-  onUserDisconnected(target: string, who: UserRef): Promise<void>;
-  /** Run with the refresh job: close per-user connections idle longer than the session idle timeout. */
-  sweepIdle(): Promise<void>;
+  /** The registry's per-user connections, which follow what happens to users' credentials. */
+  users: {
+    /** A user now holds a fresh token at a target: reconnect them (and discover a new target). */
+    userAuthorized(target: string, who: UserRef): Promise<void>;
+    /** A user's credential at a target is gone: close their connection. */
+    forgetUser(target: string, who: UserRef): Promise<void>;
+    /** Run with the refresh job: close connections idle longer than the session idle timeout. */
+    sweepIdleUsers(idleMs: number): Promise<void>;
+  };
 }
 
 /** What the authorizer is built from: a reload that leaves this alone keeps it. */
@@ -106,7 +110,7 @@ export class UpstreamAuthRuntime {
     this.flows.onComplete((flow) => {
       if (flow.status !== 'completed') return;
       // The agent counts only at token-exchange targets (the registry drops it elsewhere).
-      options.onUserAuthorized(flow.target, { tenant: flow.tenant, user: flow.user, agent: flow.agent });
+      void options.users.userAuthorized(flow.target, { tenant: flow.tenant, user: flow.user, agent: flow.agent });
       for (const session of flow.sessions) options.notifySession(session, flow.elicitationId);
     });
     this.routes = createConnectRoutes({
@@ -115,7 +119,7 @@ export class UpstreamAuthRuntime {
       config: options.config,
       publicBase: options.publicBase,
       upstream: () => this.authorizer,
-      identity: options.identity,
+      identity: () => options.authorizationServer()?.browserIdentity,
       logger: options.logger,
     });
   }
@@ -138,6 +142,11 @@ export class UpstreamAuthRuntime {
   /** Flows as routing sees them. */
   get elicitations(): ConsentElicitations {
     return this.flows;
+  }
+
+  /** The admin listener's routes over this tier (credentials, operator links, key rotation). */
+  adminRoutes(audit: () => AuditService | undefined): AdminRoute[] {
+    return credentialRoutes({ vault: () => this.vaultValue, audit, connect: (r) => this.startConnect(r), revoke: (f) => this.revoke(f) });
   }
 
   /**
@@ -178,7 +187,7 @@ export class UpstreamAuthRuntime {
       const who = userOfSubject(filter.tenant, subject, perAgent);
       if (who === undefined) continue; // the service identity: its rows are deleted below all the same
       await this.authorizer?.disconnectUser(filter.target, who).catch(() => false);
-      await this.options.onUserDisconnected(filter.target, who);
+      await this.options.users.forgetUser(filter.target, who);
     }
     if (everyAgent) for (const subject of subjects) await vault.deleteWhere({ tenant: filter.tenant, target: filter.target, subject });
     else await vault.deleteWhere(filter);
@@ -254,7 +263,7 @@ export class UpstreamAuthRuntime {
 
   private async refreshOnce(): Promise<void> {
     try {
-      await this.options.sweepIdle();
+      await this.options.users.sweepIdleUsers(this.options.config().sessions.idleTimeoutMs);
       const outcome = await this.authorizer?.refreshDue();
       if (outcome !== undefined && outcome.refreshed + outcome.failed + outcome.needsConsent > 0) {
         this.options.logger.info({ kind: 'upstream-auth', ...outcome }, 'upstream credential refresh pass');
@@ -279,9 +288,9 @@ export class UpstreamAuthRuntime {
       pending: this.pending,
       log: (level, message, fields) => logger[level]({ kind: 'upstream-auth', ...fields }, message),
       subjectToken: (who, audience) => {
-        const signer = this.options.assertionSigner?.();
-        if (signer === undefined) return Promise.reject(new GatehouseError('UPSTREAM_CREDENTIAL_UNAVAILABLE', 'no authorization server runs here to sign subject assertions (auth.mode oauth) (no_signer)'));
-        return signer.mintSubjectAssertion({ tenant: who.tenant, user: who.user, agent: who.agent, audience });
+        const as = this.options.authorizationServer();
+        if (as?.mintSubjectAssertion === undefined) return Promise.reject(new GatehouseError('UPSTREAM_CREDENTIAL_UNAVAILABLE', 'no authorization server runs here to sign subject assertions (auth.mode oauth) (no_signer)'));
+        return as.mintSubjectAssertion({ tenant: who.tenant, user: who.user, agent: who.agent, audience });
       },
       identityToken: (who) => this.identityTokens?.current(who) ?? Promise.resolve(undefined),
     });
