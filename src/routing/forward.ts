@@ -44,9 +44,9 @@ export async function forward(
   try {
     // A retry after the user authorized upstream: the consent state is the gateway's own, and
     // must not reach the upstream nor the MRTR bridge (which reads the request's own params).
+    let outbound = params;
     const consumed = consumeConsentState(ctx, deps.consent, target, params);
-    ctx = consumed.ctx;
-    const outbound = consumed.params;
+    if (consumed !== undefined) ({ ctx, params: outbound } = consumed);
     // Telemetry: one child span per upstream attempt, ended with what the attempt came to.
     const span = ctx.trace?.startAttempt(target, method);
     if (span === undefined) return await forwardAttempt(ctx, deps, target, method, outbound, headers, undefined);

@@ -78,16 +78,16 @@ export function authorizationRequired(ctx: CallContext, flows: ConsentElicitatio
  * A 2026-07-28 retry carrying a consent `requestState`: check it belongs to this caller and
  * target, and drop `requestState` / `inputResponses` (the gateway's, never the upstream's) from
  * the params to forward and from the call's own request (the MRTR bridge reads that one).
- * Without one, both come back unchanged.
+ * Undefined without one: the common case allocates nothing.
  */
 export function consumeConsentState(
   ctx: CallContext,
   flows: ConsentElicitations | undefined,
   target: string,
   params: JsonObject | undefined,
-): { ctx: CallContext; params: JsonObject | undefined } {
+): { ctx: CallContext; params: JsonObject | undefined } | undefined {
   const state = params?.['requestState'];
-  if (typeof state !== 'string' || !state.startsWith(CONSENT_STATE_PREFIX)) return { ctx, params };
+  if (typeof state !== 'string' || !state.startsWith(CONSENT_STATE_PREFIX)) return undefined;
   const owner = flows?.owner(state.slice(CONSENT_STATE_PREFIX.length));
   const { principal } = ctx;
   if (owner === undefined || owner.target !== target || owner.tenant !== principal.tenant || owner.user !== principal.user || owner.agent !== principal.agent) {
